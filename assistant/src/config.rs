@@ -1,0 +1,303 @@
+//! Configuration: defaults, then a TOML file, then `LEYE_` environment variables.
+//!
+//! The file is `--config PATH`, else `$LEYE_CONFIG`, else `./leye.toml` when it exists.
+//! Environment variables override single keys, `__` separating levels:
+//! `LEYE_LLM__PATH=/models/qwen.gguf`, `LEYE_LLM__LOAD__PREFILL=cached`. Values are read as TOML
+//! scalars when they parse as one (`8192`, `true`), else as strings. Unknown keys are errors, so
+//! a typo never silently falls back to a default. `LEYE_HOME`, `LEYE_CONFIG`, `LEYE_LOG` and
+//! `LEYE_PIP_ARGS` are not config keys (they are read before the config exists).
+
+use std::path::{Path, PathBuf};
+
+use models::llm::{GenerationParams, LoadOptions};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the prefix that are not config keys.
+const NOT_KEYS: &[&str] = &["LEYE_HOME", "LEYE_CONFIG", "LEYE_LOG", "LEYE_PIP_ARGS"];
+
+/// Everything configurable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data folder: models, indexes, database. Default `$LEYE_HOME` or `~/.cache/leye`.
+    pub home: PathBuf,
+    /// The language model.
+    pub llm: LlmConfig,
+    /// The sentence embedder.
+    pub embedder: EmbedderConfig,
+}
+
+/// Language model settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Catalog name of the model to fetch and run (`leye models list`).
+    pub model: String,
+    /// A GGUF file to run instead of the catalog model (qwen2, qwen3, llama or gemma3).
+    pub path: Option<PathBuf>,
+    /// How the model is loaded (re-quantization, prefill weights, context bound).
+    pub load: LoadOptions,
+    /// Default generation limits and sampling.
+    pub generation: GenerationParams,
+    /// Requests that may wait for the model before new ones get `model_busy`.
+    pub queue_capacity: usize,
+}
+
+/// Embedder settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedderConfig {
+    /// Catalog name.
+    pub model: String,
+    /// An E5S1 file to use instead of the catalog model.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            home: models::catalog::leye_home(),
+            llm: LlmConfig::default(),
+            embedder: EmbedderConfig::default(),
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            model: "qwen2.5-coder-0.5b-instruct".into(),
+            path: None,
+            load: LoadOptions::default(),
+            generation: GenerationParams {
+                max_tokens: 384,
+                ..Default::default()
+            },
+            queue_capacity: 32,
+        }
+    }
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            model: "multilingual-e5-small".into(),
+            path: None,
+        }
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The merged settings do not fit the schema (unknown key, wrong type).
+    #[error("config: {0}")]
+    Parse(String),
+    /// Values that parse but break a rule; one line per bad key.
+    #[error("invalid configuration:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads the configuration from `file` (or the default places) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment, for tests.
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "LEYE_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+                .or_else(|| {
+                    let p = PathBuf::from("leye.toml");
+                    p.exists().then_some(p)
+                })
+        });
+        let mut table = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("LEYE_") else {
+                continue;
+            };
+            if NOT_KEYS.contains(&k.as_str()) || rest.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, scalar(v))
+                .map_err(|e| ConfigError::Parse(format!("{k}: {e}")))?;
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks rules the types cannot express; reports every bad key at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut bad = Vec::new();
+        let catalog = models::catalog::Catalog::bundled()
+            .map_err(|e| ConfigError::Invalid(vec![e.to_string()]))?;
+        if self.llm.path.is_none() && catalog.get(&self.llm.model).is_err() {
+            bad.push(format!(
+                "llm.model: unknown model {:?} (see `leye models list`)",
+                self.llm.model
+            ));
+        }
+        if let Some(p) = &self.llm.path {
+            if !p.is_file() {
+                bad.push(format!("llm.path: {} is not a file", p.display()));
+            }
+        }
+        if self.embedder.path.is_none() && catalog.get(&self.embedder.model).is_err() {
+            bad.push(format!(
+                "embedder.model: unknown model {:?}",
+                self.embedder.model
+            ));
+        }
+        if let Some(p) = &self.embedder.path {
+            if !p.is_file() {
+                bad.push(format!("embedder.path: {} is not a file", p.display()));
+            }
+        }
+        if self.llm.queue_capacity == 0 {
+            bad.push("llm.queue_capacity: must be at least 1".into());
+        }
+        if self.llm.load.max_context < 256 {
+            bad.push("llm.load.max_context: must be at least 256".into());
+        }
+        if self.llm.generation.max_tokens == 0
+            || self.llm.generation.max_tokens >= self.llm.load.max_context
+        {
+            bad.push(
+                "llm.generation.max_tokens: must be between 1 and llm.load.max_context".into(),
+            );
+        }
+        if let Err(e) = self.llm.generation.sampling.validate() {
+            bad.push(format!("llm.generation.sampling: {e}"));
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(bad))
+        }
+    }
+
+    /// Where models are stored: `<home>/models`.
+    pub fn models_dir(&self) -> PathBuf {
+        self.home.join("models")
+    }
+}
+
+fn scalar(v: &str) -> toml::Value {
+    // Parse as a TOML value when it is one; anything else (paths, names) is a string.
+    format!("x = {v}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .filter(|x| !x.is_table() && !x.is_array())
+        .unwrap_or_else(|| toml::Value::String(v.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_types() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("LEYE_LLM__LOAD__MAX_CONTEXT", "4096"),
+                ("LEYE_LLM__LOAD__PREFILL", "cached"),
+                ("LEYE_HOME", "/ignored"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.llm.load.max_context, 4096);
+        assert_eq!(c.llm.load.prefill, models::llm::PrefillWeights::Cached);
+    }
+
+    #[test]
+    fn file_then_env_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("leye.toml");
+        std::fs::write(
+            &f,
+            "[llm]\nqueue_capacity = 3\n[llm.load]\nrequantize = \"none\"\n",
+        )
+        .expect("write");
+        let c = Config::load_from(Some(&f), &[]).expect("valid");
+        assert_eq!(c.llm.queue_capacity, 3);
+        assert_eq!(c.llm.load.requantize, None);
+        let c =
+            Config::load_from(Some(&f), &env(&[("LEYE_LLM__QUEUE_CAPACITY", "9")])).expect("valid");
+        assert_eq!(c.llm.queue_capacity, 9);
+        let e = Config::load_from(None, &env(&[("LEYE_LLM__QUEUE_CAPACTY", "9")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("queue_capacty"), "the unknown key is named: {e}");
+    }
+
+    #[test]
+    fn invalid_values_name_every_key() {
+        let e = Config::load_from(
+            None,
+            &env(&[
+                ("LEYE_LLM__QUEUE_CAPACITY", "0"),
+                ("LEYE_LLM__MODEL", "nope"),
+                ("LEYE_LLM__PATH", "/no/such.gguf"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("llm.queue_capacity"), "{e}");
+        assert!(e.contains("llm.path"), "{e}");
+    }
+}

@@ -1,0 +1,128 @@
+//! `leye`: the command-line entry of 乐业助手. This file only parses arguments and wires them
+//! to [`cli`]; errors are reported here, once, with their full chain.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "leye",
+    version,
+    about = "乐业助手 — AI employment assistant (local LLM, grounded answers)"
+)]
+struct Args {
+    /// Config file (default: $LEYE_CONFIG, else ./leye.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage local model files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Ask the assistant one question in the terminal; the answer streams to stdout.
+    Ask {
+        /// The question, in Chinese.
+        question: String,
+        /// Maximum tokens of the answer.
+        #[arg(long)]
+        max_tokens: Option<usize>,
+        /// Sampling seed (with --temperature).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Sample at this temperature instead of greedy decoding.
+        #[arg(long)]
+        temperature: Option<f32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download, assemble and verify models (default: the default LLM and embedder).
+    Fetch {
+        /// Catalog names (see `leye models list`).
+        names: Vec<String>,
+    },
+    /// Show catalog models and whether each is installed and verified.
+    List,
+    /// Re-hash installed model files against the catalog.
+    Verify {
+        /// Catalog names (default: all installed).
+        names: Vec<String>,
+    },
+    /// Measure load time, prefill and decode speed, TTFT, memory; embedder throughput.
+    Bench {
+        /// Runs per figure (the median is printed).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Tokens decoded per run.
+        #[arg(long, default_value_t = 128)]
+        decode_tokens: usize,
+        /// Also measure the speed levers: Q5_0 re-quantization and prefill weight modes.
+        #[arg(long)]
+        compare: bool,
+        /// Skip the LLM.
+        #[arg(long)]
+        no_llm: bool,
+        /// Skip the embedder.
+        #[arg(long)]
+        no_embedder: bool,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    assistant::telemetry::init();
+    let result = (|| -> anyhow::Result<()> {
+        let cfg = assistant::config::Config::load(args.config.as_deref())?;
+        match args.command {
+            Command::Models { command } => match command {
+                ModelsCommand::Fetch { names } => cli::models_fetch(&cfg, &names),
+                ModelsCommand::List => cli::models_list(&cfg),
+                ModelsCommand::Verify { names } => cli::models_verify(&cfg, &names),
+                ModelsCommand::Bench {
+                    repeats,
+                    decode_tokens,
+                    compare,
+                    no_llm,
+                    no_embedder,
+                    json,
+                } => cli::models_bench(
+                    &cfg,
+                    &cli::BenchArgs {
+                        repeats,
+                        decode_tokens,
+                        compare,
+                        llm: !no_llm,
+                        embedder: !no_embedder,
+                        json,
+                    },
+                ),
+            },
+            Command::Ask {
+                question,
+                max_tokens,
+                seed,
+                temperature,
+            } => cli::ask(&cfg, &question, max_tokens, seed, temperature),
+        }
+    })();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

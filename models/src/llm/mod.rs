@@ -1,0 +1,408 @@
+//! GGUF language models on candle: loading, prompting and streamed generation.
+//!
+//! [`Llm::load`] reads a GGUF, dispatches on `general.architecture` (qwen2, qwen3 and llama run
+//! on our [`decoder`]; gemma3 on candle-transformers' implementation), builds the tokenizer from
+//! the file's metadata and picks the chat template. [`Llm::generate`] prefills the prompt, then
+//! samples token by token, handing each complete piece of text to a callback that can stop it.
+
+pub mod decoder;
+pub mod linear;
+pub mod stream;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use candle_core::quantized::GgmlDType;
+pub use linear::PrefillWeights;
+
+/// Q8_0, the re-quantization target with SIMD kernels in candle.
+pub const Q8_0: GgmlDType = GgmlDType::Q8_0;
+
+use crate::chat_template::{ChatMessage, ChatTemplate};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// How a model is loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadOptions {
+    /// Re-quantize Q5_0 weights to this type at load. candle's Q5_0 dot product is scalar
+    /// code while Q8_0 has AVX2/AVX-512 kernels, so `q8_0` speeds up decoding for ~50% more
+    /// memory on those tensors. `None` keeps the file's types.
+    #[serde(with = "dtype_name")]
+    pub requantize: Option<GgmlDType>,
+    /// How prefill multiplies by the weights (see [`PrefillWeights`]).
+    pub prefill: PrefillWeights,
+    /// Upper bound on the context (prompt + answer) in tokens, to bound memory.
+    pub max_context: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            requantize: Some(GgmlDType::Q8_0),
+            prefill: PrefillWeights::default(),
+            max_context: 8192,
+        }
+    }
+}
+
+mod dtype_name {
+    use candle_core::quantized::GgmlDType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<GgmlDType>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(GgmlDType::Q8_0) => s.serialize_str("q8_0"),
+            Some(GgmlDType::F16) => s.serialize_str("f16"),
+            Some(GgmlDType::F32) => s.serialize_str("f32"),
+            Some(other) => s.serialize_str(&format!("{other:?}").to_lowercase()),
+            None => s.serialize_str("none"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<GgmlDType>, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "none" => Ok(None),
+            "q8_0" => Ok(Some(GgmlDType::Q8_0)),
+            "f16" => Ok(Some(GgmlDType::F16)),
+            "f32" => Ok(Some(GgmlDType::F32)),
+            other => Err(serde::de::Error::custom(format!(
+                "requantize: expected none, q8_0, f16 or f32, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// What one generation may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationParams {
+    /// Stop after this many new tokens.
+    pub max_tokens: usize,
+    /// Token choice.
+    pub sampling: SamplingParams,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            sampling: SamplingParams::default(),
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its turn.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+    /// The receiver of the text went away.
+    Cancelled,
+}
+
+/// Counts and timings of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated (stop token excluded).
+    pub completion_tokens: usize,
+    /// Why it ended.
+    pub finish: FinishReason,
+    /// Time to run the prompt through the model.
+    pub prefill: Duration,
+    /// Time from the call until the first token was chosen.
+    pub time_to_first_token: Duration,
+    /// Time of the whole call.
+    pub total: Duration,
+}
+
+/// The result of a generation.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Generated token ids.
+    pub tokens: Vec<u32>,
+    /// Their decoding (special tokens skipped).
+    pub text: String,
+    /// Counts and timings.
+    pub stats: GenerationStats,
+}
+
+/// Facts about a loaded model, for logs and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmInfo {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// `general.architecture`.
+    pub arch: String,
+    /// `general.name`, when present.
+    pub name: Option<String>,
+    /// Usable context in tokens.
+    pub context: usize,
+    /// Number of linear weights per type after loading, e.g. `[("Q8_0", 133), ("Q4K", 24)]`.
+    pub weight_types: Vec<(String, usize)>,
+    /// Wall time of loading.
+    pub load_time: Duration,
+}
+
+enum Model {
+    Decoder(decoder::Decoder),
+    Gemma3(Box<candle_transformers::models::quantized_gemma3::ModelWeights>),
+}
+
+/// A loaded language model with its tokenizer and chat template.
+pub struct Llm {
+    model: Model,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop: Vec<u32>,
+    info: LlmInfo,
+}
+
+impl std::fmt::Debug for Llm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Llm").field("info", &self.info).finish()
+    }
+}
+
+impl Llm {
+    /// Loads a GGUF file.
+    #[tracing::instrument(skip_all, fields(path = %path.display()))]
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        let start = Instant::now();
+        let mut file = std::fs::File::open(path).map_err(Error::io("opening", path))?;
+        let mut reader = std::io::BufReader::new(&mut file);
+        let ct = gguf_file::Content::read(&mut reader)
+            .map_err(|e| Error::invalid(path, format!("not a readable GGUF: {e}")))?;
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .ok_or_else(|| Error::invalid(path, "metadata lacks general.architecture"))?;
+        let name = ct
+            .metadata
+            .get("general.name")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
+        let tokenizer = Tokenizer::from_gguf_metadata(&ct.metadata)?;
+        let template = ChatTemplate::detect(&tokenizer)?;
+        let (model, context, weight_types) = match arch.as_str() {
+            "qwen2" | "qwen3" | "llama" => {
+                let cfg = decoder::DecoderConfig::from_gguf(&ct, path, &arch, opts.max_context)?;
+                let d = decoder::Decoder::load(&ct, &mut reader, path, cfg, opts)?;
+                let context = d.config().context;
+                let types = count_types(d.linear_dtypes());
+                (Model::Decoder(d), context, types)
+            }
+            "gemma3" => {
+                let context = ct
+                    .metadata
+                    .get("gemma3.context_length")
+                    .and_then(|v| v.to_u32().ok())
+                    .map(|c| c as usize)
+                    .unwrap_or(8192)
+                    .min(opts.max_context);
+                let types = count_types(
+                    ct.tensor_infos
+                        .values()
+                        .filter(|t| t.shape.rank() == 2)
+                        .map(|t| t.ggml_dtype)
+                        .collect(),
+                );
+                let m = candle_transformers::models::quantized_gemma3::ModelWeights::from_gguf(
+                    ct,
+                    &mut reader,
+                    &Device::Cpu,
+                )?;
+                (Model::Gemma3(Box::new(m)), context, types)
+            }
+            other => return Err(Error::UnsupportedArchitecture(other.to_string())),
+        };
+        let mut stop: Vec<u32> = Vec::new();
+        stop.extend(tokenizer.eos());
+        stop.extend(template.end_of_turn(&tokenizer));
+        stop.extend(tokenizer.token_id("<|endoftext|>"));
+        stop.sort_unstable();
+        stop.dedup();
+        let info = LlmInfo {
+            path: path.to_path_buf(),
+            arch,
+            name,
+            context,
+            weight_types,
+            load_time: start.elapsed(),
+        };
+        tracing::info!(arch = %info.arch, context, load_ms = info.load_time.as_millis() as u64, "model loaded");
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+            stop,
+            info,
+        })
+    }
+
+    /// Facts about the model.
+    pub fn info(&self) -> &LlmInfo {
+        &self.info
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template in use.
+    pub fn template(&self) -> ChatTemplate {
+        self.template
+    }
+
+    /// Tokens that end generation.
+    pub fn stop_tokens(&self) -> &[u32] {
+        &self.stop
+    }
+
+    /// Renders chat messages into prompt tokens (the assistant's turn left open).
+    pub fn render(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        self.template.render(&self.tokenizer, messages)
+    }
+
+    /// Forgets the KV cache.
+    pub fn clear_kv_cache(&mut self) {
+        match &mut self.model {
+            Model::Decoder(d) => d.clear_kv_cache(),
+            // candle's gemma3 replaces its cache whenever a forward pass starts at position 0.
+            Model::Gemma3(_) => {}
+        }
+    }
+
+    /// Runs `tokens` at positions `offset..` and returns the last position's logits.
+    pub fn forward(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
+        match &mut self.model {
+            Model::Decoder(d) => d.forward(tokens, offset),
+            Model::Gemma3(model) => {
+                let x = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                Ok(model.forward(&x, offset)?.flatten_all()?.to_vec1()?)
+            }
+        }
+    }
+
+    /// Generates the assistant's reply to `messages`; see [`Llm::generate_from`].
+    pub fn generate(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        let prompt = self.render(messages)?;
+        self.generate_from(&prompt, params, on_text)
+    }
+
+    /// Generates from prompt tokens. Each complete piece of text is passed to `on_text` as soon
+    /// as it exists; when `on_text` returns `false` (the listener is gone) generation stops
+    /// before the next token is computed.
+    #[tracing::instrument(skip_all, fields(prompt_tokens = prompt.len(), max_tokens = params.max_tokens))]
+    pub fn generate_from(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerationParams,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        params.sampling.validate()?;
+        if prompt.is_empty() {
+            return Err(Error::InvalidParams("empty prompt".into()));
+        }
+        if params.max_tokens == 0 {
+            return Err(Error::InvalidParams("max_tokens must be >= 1".into()));
+        }
+        if prompt.len() + params.max_tokens > self.info.context {
+            return Err(Error::ContextOverflow {
+                prompt: prompt.len(),
+                max_new: params.max_tokens,
+                context: self.info.context,
+            });
+        }
+        let start = Instant::now();
+        self.clear_kv_cache();
+        let mut logits = self.forward(prompt, 0)?;
+        let prefill = start.elapsed();
+        let mut sampler = Sampler::new(params.sampling.clone());
+        let mut history: Vec<u32> = prompt.to_vec();
+        let mut generated = Vec::new();
+        let mut stream = stream::TextStream::new();
+        let mut ttft = None;
+        let mut finish = FinishReason::Length;
+        let mut listening = true;
+        while generated.len() < params.max_tokens {
+            let next = sampler.sample(&mut logits, &history);
+            ttft.get_or_insert_with(|| start.elapsed());
+            if self.stop.contains(&next) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            generated.push(next);
+            history.push(next);
+            if !self.tokenizer.is_special(next) {
+                if let Some(piece) = stream.push(self.tokenizer.token_bytes(next)) {
+                    listening = on_text(&piece);
+                }
+            }
+            if !listening {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            if generated.len() == params.max_tokens {
+                break;
+            }
+            logits = self.forward(&[next], history.len() - 1)?;
+        }
+        if listening {
+            if let Some(rest) = stream.finish() {
+                on_text(&rest);
+            }
+        }
+        let stats = GenerationStats {
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated.len(),
+            finish,
+            prefill,
+            time_to_first_token: ttft.unwrap_or(prefill),
+            total: start.elapsed(),
+        };
+        tracing::debug!(
+            completion_tokens = stats.completion_tokens,
+            ?finish,
+            "generation finished"
+        );
+        let text = self.tokenizer.decode(&generated, true);
+        Ok(Generation {
+            tokens: generated,
+            text,
+            stats,
+        })
+    }
+}
+
+fn count_types(types: Vec<GgmlDType>) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for t in types {
+        let name = format!("{t:?}");
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts
+}
