@@ -1,0 +1,344 @@
+//! Tiny seeded random-weight models, written as real GGUF files and loaded through the same
+//! code as the production model: incremental (KV-cached) logits must equal full-sequence logits,
+//! and clearing the cache must reset it. One model per decoder variant (qwen2 biases, qwen3
+//! q/k norms, llama interleaved rope).
+
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use models::llm::{Llm, LoadOptions, PrefillWeights};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+const HIDDEN: usize = 32;
+const FF: usize = 64;
+const HEADS: usize = 4;
+const KV_HEADS: usize = 2;
+const LAYERS: usize = 2;
+
+fn vocab() -> (Vec<String>, Vec<i32>, Vec<String>) {
+    // The 256 GPT-2 byte characters, a few merges, and ChatML specials.
+    let mut tokens = Vec::new();
+    let mut n = 0u32;
+    for b in 0..=255u8 {
+        let printable =
+            (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        let c = if printable {
+            char::from(b)
+        } else {
+            let c = char::from_u32(256 + n).expect("valid char");
+            n += 1;
+            c
+        };
+        tokens.push(c.to_string());
+    }
+    let merges = vec![
+        "h e".to_string(),
+        "l l".to_string(),
+        "he ll".to_string(),
+        "Ġ w".to_string(),
+    ];
+    tokens.extend(["he", "ll", "hell", "Ġw"].map(String::from));
+    let mut types = vec![1; tokens.len()];
+    for s in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+        tokens.push(s.to_string());
+        types.push(3);
+    }
+    (tokens, types, merges)
+}
+
+fn rand_tensor(rng: &mut StdRng, shape: &[usize], scale: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (rng.gen::<f32>() * 2.0 - 1.0) * scale)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+}
+
+/// Writes a tiny model of `arch` and returns its path (kept alive by the TempDir).
+fn write_tiny(arch: &str, dir: &tempfile::TempDir, seed: u64) -> std::path::PathBuf {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (tokens, types, merges) = vocab();
+    let vocab_n = tokens.len();
+    let head_dim = HIDDEN / HEADS;
+    let q = |t: Tensor| QTensor::quantize(&t, GgmlDType::Q8_0).expect("quantize");
+    let f = |t: Tensor| QTensor::quantize(&t, GgmlDType::F32).expect("f32");
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    tensors.push((
+        "token_embd.weight".into(),
+        q(rand_tensor(&mut rng, &[vocab_n, HIDDEN], 1.0)),
+    ));
+    for l in 0..LAYERS {
+        let p = |s: &str| format!("blk.{l}.{s}");
+        let norm = |rng: &mut StdRng, n| {
+            let v: Vec<f32> = (0..n)
+                .map(|_| 1.0 + (rng.gen::<f32>() - 0.5) * 0.2)
+                .collect();
+            Tensor::from_vec(v, n, &Device::Cpu).expect("norm")
+        };
+        tensors.push((p("attn_norm.weight"), f(norm(&mut rng, HIDDEN))));
+        tensors.push((p("ffn_norm.weight"), f(norm(&mut rng, HIDDEN))));
+        tensors.push((
+            p("attn_q.weight"),
+            q(rand_tensor(&mut rng, &[HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_k.weight"),
+            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_v.weight"),
+            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_output.weight"),
+            q(rand_tensor(&mut rng, &[HIDDEN, HEADS * head_dim], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_gate.weight"),
+            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_up.weight"),
+            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_down.weight"),
+            q(rand_tensor(&mut rng, &[HIDDEN, FF], 0.3)),
+        ));
+        if arch == "qwen2" {
+            tensors.push((
+                p("attn_q.bias"),
+                f(rand_tensor(&mut rng, &[HEADS * head_dim], 0.1)),
+            ));
+            tensors.push((
+                p("attn_k.bias"),
+                f(rand_tensor(&mut rng, &[KV_HEADS * head_dim], 0.1)),
+            ));
+            tensors.push((
+                p("attn_v.bias"),
+                f(rand_tensor(&mut rng, &[KV_HEADS * head_dim], 0.1)),
+            ));
+        }
+        if arch == "qwen3" {
+            tensors.push((p("attn_q_norm.weight"), f(norm(&mut rng, head_dim))));
+            tensors.push((p("attn_k_norm.weight"), f(norm(&mut rng, head_dim))));
+        }
+    }
+    tensors.push((
+        "output_norm.weight".into(),
+        f(Tensor::ones(HIDDEN, candle_core::DType::F32, &Device::Cpu).expect("ones")),
+    ));
+    if arch == "llama" {
+        // llama GGUFs usually carry an untied output projection.
+        tensors.push((
+            "output.weight".into(),
+            q(rand_tensor(&mut rng, &[vocab_n, HIDDEN], 0.5)),
+        ));
+    }
+    use gguf_file::Value as V;
+    let k = |s: &str| format!("{arch}.{s}");
+    let md: Vec<(String, V)> = vec![
+        ("general.architecture".into(), V::String(arch.into())),
+        ("general.name".into(), V::String(format!("tiny-{arch}"))),
+        (k("embedding_length"), V::U32(HIDDEN as u32)),
+        (k("block_count"), V::U32(LAYERS as u32)),
+        (k("attention.head_count"), V::U32(HEADS as u32)),
+        (k("attention.head_count_kv"), V::U32(KV_HEADS as u32)),
+        (k("context_length"), V::U32(256)),
+        (k("attention.layer_norm_rms_epsilon"), V::F32(1e-6)),
+        (k("rope.freq_base"), V::F32(10000.0)),
+        ("tokenizer.ggml.model".into(), V::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), V::String("qwen2".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            V::Array(tokens.iter().map(|t| V::String(t.clone())).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            V::Array(types.iter().map(|&t| V::I32(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.merges".into(),
+            V::Array(merges.iter().map(|m| V::String(m.clone())).collect()),
+        ),
+        (
+            "tokenizer.ggml.eos_token_id".into(),
+            V::U32((vocab_n - 1) as u32),
+        ),
+    ];
+    let path = dir.path().join(format!("tiny-{arch}.gguf"));
+    let mut file = std::fs::File::create(&path).expect("create");
+    let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &md_refs, &t_refs).expect("write gguf");
+    path
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn tokens(n: usize) -> Vec<u32> {
+    (0..n as u32).map(|i| (i * 37 + 11) % 256).collect()
+}
+
+fn quantized_prefill() -> LoadOptions {
+    LoadOptions {
+        prefill: PrefillWeights::Quantized,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn step_by_step_logits_equal_full_sequence_logits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for arch in ["qwen2", "qwen3", "llama"] {
+        let path = write_tiny(arch, &dir, 7);
+        let mut llm = Llm::load(&path, &quantized_prefill()).expect("load tiny model");
+        assert_eq!(llm.info().arch, arch);
+        let toks = tokens(24);
+        // Logits after each prefix, computed from scratch.
+        let mut full = Vec::new();
+        for i in 1..=toks.len() {
+            llm.clear_kv_cache();
+            full.push(llm.forward(&toks[..i], 0).expect("full forward"));
+        }
+        // The same, one token at a time through the KV cache.
+        llm.clear_kv_cache();
+        for (i, &t) in toks.iter().enumerate() {
+            let step = llm.forward(&[t], i).expect("step");
+            let d = max_abs_diff(&step, &full[i]);
+            assert!(
+                d < 1e-3,
+                "{arch}: position {i}: step and full logits differ by {d}"
+            );
+        }
+        // A prompt prefilled in two chunks equals one pass.
+        llm.clear_kv_cache();
+        llm.forward(&toks[..10], 0).expect("chunk 1");
+        let chunked = llm.forward(&toks[10..], 10).expect("chunk 2");
+        assert!(
+            max_abs_diff(&chunked, &full[23]) < 1e-3,
+            "{arch}: chunked prefill differs"
+        );
+    }
+}
+
+#[test]
+fn dense_prefill_matches_quantized_path() {
+    // Prefill with dequantized weights (the speed lever) must agree with the quantized kernels
+    // up to activation-quantization noise, and pick the same next token.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny("qwen2", &dir, 11);
+    let toks = tokens(40);
+    let mut q = Llm::load(&path, &quantized_prefill()).expect("load");
+    let reference = q.forward(&toks, 0).expect("quantized prefill");
+    for prefill in [PrefillWeights::DequantizeOnTheFly, PrefillWeights::Cached] {
+        let mut d = Llm::load(
+            &path,
+            &LoadOptions {
+                prefill,
+                ..Default::default()
+            },
+        )
+        .expect("load");
+        let dense = d.forward(&toks, 0).expect("dense prefill");
+        let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = max_abs_diff(&dense, &reference);
+        assert!(
+            diff < 0.05 * scale,
+            "{prefill:?}: diff {diff} vs scale {scale}"
+        );
+        let argmax = |v: &[f32]| {
+            v.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+                .0
+        };
+        assert_eq!(
+            argmax(&dense),
+            argmax(&reference),
+            "{prefill:?}: next token differs"
+        );
+    }
+}
+
+#[test]
+fn clearing_the_kv_cache_resets_the_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny("qwen2", &dir, 3);
+    let mut llm = Llm::load(&path, &quantized_prefill()).expect("load");
+    let a = tokens(8);
+    let b: Vec<u32> = a.iter().map(|t| (t + 100) % 256).collect();
+    let first = llm.forward(&a, 0).expect("a");
+    llm.forward(&b, a.len()).expect("b after a");
+    llm.clear_kv_cache();
+    let again = llm.forward(&a, 0).expect("a again");
+    assert!(
+        max_abs_diff(&first, &again) < 1e-6,
+        "after clearing, the same input gives the same logits"
+    );
+    // Without clearing, an offset past the cache is refused rather than silently wrong.
+    llm.clear_kv_cache();
+    assert!(
+        llm.forward(&a, 5).is_err(),
+        "offset beyond the cache must fail"
+    );
+    // And a stale cache would change the answer: continuing after b differs from a fresh start.
+    llm.forward(&b, 0).expect("b");
+    let continued = llm.forward(&a[..1], b.len()).expect("a0 after b");
+    llm.clear_kv_cache();
+    let fresh = llm.forward(&a[..1], 0).expect("a0 fresh");
+    assert!(
+        max_abs_diff(&continued, &fresh) > 1e-3,
+        "the cache must influence the logits"
+    );
+}
+
+#[test]
+fn tiny_model_generates_and_respects_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny("qwen2", &dir, 5);
+    let mut llm = Llm::load(&path, &LoadOptions::default()).expect("load");
+    let prompt = llm
+        .render(&[models::chat_template::ChatMessage::user("hello world")])
+        .expect("render");
+    let specials = |s: &str| llm.tokenizer().token_id(s).expect("special");
+    assert_eq!(prompt[0], specials("<|im_start|>"));
+    let params = models::llm::GenerationParams {
+        max_tokens: 7,
+        ..Default::default()
+    };
+    let g = llm
+        .generate_from(&prompt, &params, |_| true)
+        .expect("generate");
+    assert!(g.tokens.len() <= 7);
+    assert_eq!(g.stats.prompt_tokens, prompt.len());
+    // The context bound is enforced before any work.
+    let too_long = models::llm::GenerationParams {
+        max_tokens: 300,
+        ..Default::default()
+    };
+    assert!(matches!(
+        llm.generate_from(&prompt, &too_long, |_| true),
+        Err(models::Error::ContextOverflow { .. })
+    ));
+}
+
+#[test]
+fn corrupt_and_unsupported_files_give_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"definitely not a gguf file").expect("write");
+    let e = Llm::load(&junk, &LoadOptions::default()).expect_err("junk must fail");
+    assert!(e.to_string().contains("junk.gguf"), "{e}");
+    // A truncated copy of a valid model.
+    let good = write_tiny("qwen2", &dir, 1);
+    let bytes = std::fs::read(&good).expect("read");
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    assert!(Llm::load(&cut, &LoadOptions::default()).is_err());
+}
