@@ -342,3 +342,216 @@ fn corrupt_and_unsupported_files_give_errors() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
     assert!(Llm::load(&cut, &LoadOptions::default()).is_err());
 }
+
+/// A tiny gemma3 model with a SentencePiece (byte-fallback) vocabulary and Gemma turn markers:
+/// exercises the gemma3 dispatch, the SPM tokenizer and the Gemma chat template.
+fn write_tiny_gemma3(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut tokens: Vec<String> = [
+        "<pad>",
+        "<eos>",
+        "<bos>",
+        "<unk>",
+        "<start_of_turn>",
+        "<end_of_turn>",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut types = vec![3, 3, 3, 2, 3, 3];
+    let mut scores = vec![0f32; 6];
+    for b in 0..=255u32 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    for (i, p) in [
+        "▁hello", "▁world", "▁hell", "▁worl", "▁hel", "▁wor", "▁he", "▁wo", "▁h", "▁w", "▁", "h",
+        "e", "l", "o", "w", "r", "d", "u", "s", "m", "user", "model", "\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        tokens.push(p.to_string());
+        types.push(1);
+        scores.push(-(i as f32));
+    }
+    let vocab_n = tokens.len();
+    let head_dim = HIDDEN / HEADS;
+    let q = |t: Tensor| QTensor::quantize(&t, GgmlDType::Q8_0).expect("quantize");
+    let f = |t: Tensor| QTensor::quantize(&t, GgmlDType::F32).expect("f32");
+    let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).expect("ones");
+    let mut tensors: Vec<(String, QTensor)> = vec![
+        (
+            "token_embd.weight".into(),
+            q(rand_tensor(&mut rng, &[vocab_n, HIDDEN], 1.0)),
+        ),
+        ("output_norm.weight".into(), f(ones(HIDDEN))),
+    ];
+    for l in 0..LAYERS {
+        let p = |s: &str| format!("blk.{l}.{s}");
+        for n in [
+            "attn_norm",
+            "post_attention_norm",
+            "ffn_norm",
+            "post_ffw_norm",
+        ] {
+            tensors.push((
+                p(&format!("{n}.weight")),
+                f(rand_tensor(&mut rng, &[HIDDEN], 0.1)),
+            ));
+        }
+        tensors.push((
+            p("attn_q_norm.weight"),
+            f(rand_tensor(&mut rng, &[head_dim], 0.1)),
+        ));
+        tensors.push((
+            p("attn_k_norm.weight"),
+            f(rand_tensor(&mut rng, &[head_dim], 0.1)),
+        ));
+        tensors.push((
+            p("attn_q.weight"),
+            q(rand_tensor(&mut rng, &[HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_k.weight"),
+            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_v.weight"),
+            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("attn_output.weight"),
+            q(rand_tensor(&mut rng, &[HIDDEN, HEADS * head_dim], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_gate.weight"),
+            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_up.weight"),
+            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
+        ));
+        tensors.push((
+            p("ffn_down.weight"),
+            q(rand_tensor(&mut rng, &[HIDDEN, FF], 0.3)),
+        ));
+    }
+    use gguf_file::Value as V;
+    let md: Vec<(String, V)> = vec![
+        ("general.architecture".into(), V::String("gemma3".into())),
+        ("gemma3.embedding_length".into(), V::U32(HIDDEN as u32)),
+        ("gemma3.block_count".into(), V::U32(LAYERS as u32)),
+        ("gemma3.attention.head_count".into(), V::U32(HEADS as u32)),
+        (
+            "gemma3.attention.head_count_kv".into(),
+            V::U32(KV_HEADS as u32),
+        ),
+        (
+            "gemma3.attention.key_length".into(),
+            V::U32(head_dim as u32),
+        ),
+        (
+            "gemma3.attention.value_length".into(),
+            V::U32(head_dim as u32),
+        ),
+        // Wider than any sequence here: candle 0.11.1's gemma3 applies the sliding-window mask
+        // in prefill but not in single-token decode, so beyond the window the two disagree
+        // (a known limitation of that implementation, noted in the README).
+        ("gemma3.attention.sliding_window".into(), V::U32(128)),
+        (
+            "gemma3.attention.layer_norm_rms_epsilon".into(),
+            V::F32(1e-6),
+        ),
+        ("gemma3.context_length".into(), V::U32(256)),
+        ("gemma3.rope.freq_base".into(), V::F32(10000.0)),
+        ("tokenizer.ggml.model".into(), V::String("llama".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            V::Array(tokens.iter().map(|t| V::String(t.clone())).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            V::Array(types.iter().map(|&t| V::I32(t)).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores".into(),
+            V::Array(scores.iter().map(|&t| V::F32(t)).collect()),
+        ),
+        ("tokenizer.ggml.bos_token_id".into(), V::U32(2)),
+        ("tokenizer.ggml.eos_token_id".into(), V::U32(1)),
+    ];
+    let path = dir.path().join("tiny-gemma3.gguf");
+    let mut file = std::fs::File::create(&path).expect("create");
+    let md_refs: Vec<(&str, &V)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &md_refs, &t_refs).expect("write gguf");
+    path
+}
+
+#[test]
+fn gemma3_loads_with_sentencepiece_and_gemma_turns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny_gemma3(&dir);
+    let mut llm = Llm::load(&path, &LoadOptions::default()).expect("load tiny gemma3");
+    assert_eq!(llm.info().arch, "gemma3");
+    assert_eq!(llm.template(), models::chat_template::ChatTemplate::Gemma);
+    let tok = llm.tokenizer();
+    let id = |s: &str| tok.token_id(s).expect("piece");
+    assert_eq!(
+        tok.encode("hello world", false),
+        vec![id("▁hello"), id("▁world")]
+    );
+    // A character outside the vocabulary falls back to its UTF-8 bytes and decodes back.
+    let ids = tok.encode("hé", false);
+    assert!(
+        ids.contains(&id("<0xC3>")) && ids.contains(&id("<0xA9>")),
+        "{ids:?}"
+    );
+    assert_eq!(tok.decode(&ids, false), " hé");
+    let prompt = llm
+        .render(&[
+            models::chat_template::ChatMessage::system("sys"),
+            models::chat_template::ChatMessage::user("hello"),
+        ])
+        .expect("render");
+    assert_eq!(prompt[0], id("<bos>"));
+    assert_eq!(prompt[1], id("<start_of_turn>"));
+    // Incremental logits equal full-sequence logits here too.
+    let toks: Vec<u32> = prompt.clone();
+    let full = llm.forward(&toks, 0).expect("full");
+    llm.clear_kv_cache();
+    let mut last = Vec::new();
+    for (i, &t) in toks.iter().enumerate() {
+        last = llm.forward(&[t], i).expect("step");
+    }
+    assert!(max_abs_diff(&last, &full) < 1e-3);
+    let g = llm
+        .generate(
+            &[models::chat_template::ChatMessage::user("hello")],
+            &models::llm::GenerationParams {
+                max_tokens: 5,
+                ..Default::default()
+            },
+            |_| true,
+        )
+        .expect("generate");
+    assert!(g.tokens.len() <= 5);
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny("qwen2", &dir, 2);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // Same-length rename of the architecture string inside the metadata.
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"qwen2")
+        .expect("arch string");
+    bytes[at..at + 5].copy_from_slice(b"mamba");
+    let other = dir.path().join("mamba.gguf");
+    std::fs::write(&other, bytes).expect("write");
+    let e = Llm::load(&other, &LoadOptions::default()).expect_err("unsupported");
+    assert!(e.to_string().contains("mamba"), "{e}");
+}

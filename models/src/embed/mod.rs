@@ -273,6 +273,9 @@ impl Embedder {
         let heads = self.header.heads;
         let hd = h / heads;
         let scale = 1.0 / (hd as f64).sqrt();
+        // Linear layers see one [batch*len, hidden] matrix: a single large GEMM instead of a
+        // batch of small ones; only attention needs the per-text view.
+        let mut x = x.reshape((b * len, h))?;
         for l in &self.layers {
             let split = |t: Tensor| -> Result<Tensor> {
                 Ok(t.reshape((b, len, heads, hd))?
@@ -284,13 +287,14 @@ impl Embedder {
             let v = split(l.v.forward(&x)?.broadcast_add(&l.vb)?)?;
             let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&key_mask)?;
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b, len, h))?;
+            let ctx = att.matmul(&v)?.transpose(1, 2)?.reshape((b * len, h))?;
             let ao = l.o.forward(&ctx)?.broadcast_add(&l.ob)?;
             x = candle_nn::ops::layer_norm(&(x + ao)?, &l.attn_ln.0, &l.attn_ln.1, self.eps)?;
             let mid = l.fi.forward(&x)?.broadcast_add(&l.fib)?.gelu_erf()?;
             let fo = l.fo.forward(&mid)?.broadcast_add(&l.fob)?;
             x = candle_nn::ops::layer_norm(&(x + fo)?, &l.out_ln.0, &l.out_ln.1, self.eps)?;
         }
+        let x = x.reshape((b, len, h))?;
         let summed = x.broadcast_mul(&valid.unsqueeze(D::Minus1)?)?.sum(1)?;
         let counts = valid.sum_keepdim(1)?;
         let mean = summed.broadcast_div(&counts)?.to_dtype(DType::F32)?;
