@@ -28,9 +28,10 @@ pub enum Sampling {
 pub struct SamplingParams {
     /// The sampling rule.
     pub sampling: Sampling,
-    /// Divides positive (multiplies negative) logits of recently seen tokens; 1.0 disables it.
+    /// Divides positive (multiplies negative) logits of recently generated tokens; 1.0
+    /// disables it.
     pub repetition_penalty: f32,
-    /// How many recent tokens the penalty looks at.
+    /// How many recently generated tokens the penalty looks at.
     pub repeat_last_n: usize,
     /// Seed of the random generator: the same seed and prompt give the same text.
     pub seed: u64,
@@ -91,7 +92,7 @@ impl Sampler {
     }
 
     /// Picks the next token. `logits` is modified (penalty, temperature); `history` holds the
-    /// tokens so far (prompt and generated) for the repetition penalty.
+    /// tokens the repetition penalty applies to.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let p = &self.params;
         if p.repetition_penalty != 1.0 {

@@ -233,7 +233,13 @@ fn dense_prefill_matches_quantized_path() {
     // up to activation-quantization noise, and pick the same next token.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_tiny("qwen2", &dir, 11);
-    let toks = tokens(40);
+    // Long enough for every mode's dense threshold.
+    let toks = tokens(
+        PrefillWeights::DequantizeOnTheFly
+            .dense_min_rows()
+            .max(PrefillWeights::Cached.dense_min_rows())
+            + 4,
+    );
     let mut q = Llm::load(&path, &quantized_prefill()).expect("load");
     let reference = q.forward(&toks, 0).expect("quantized prefill");
     for prefill in [PrefillWeights::DequantizeOnTheFly, PrefillWeights::Cached] {

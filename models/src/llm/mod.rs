@@ -339,21 +339,21 @@ impl Llm {
         let mut logits = self.forward(prompt, 0)?;
         let prefill = start.elapsed();
         let mut sampler = Sampler::new(params.sampling.clone());
-        let mut history: Vec<u32> = prompt.to_vec();
         let mut generated = Vec::new();
         let mut stream = stream::TextStream::new();
         let mut ttft = None;
         let mut finish = FinishReason::Length;
         let mut listening = true;
         while generated.len() < params.max_tokens {
-            let next = sampler.sample(&mut logits, &history);
+            // The repetition penalty looks at the answer only: penalising prompt tokens would
+            // push the model away from copying the evidence it is meant to quote.
+            let next = sampler.sample(&mut logits, &generated);
             ttft.get_or_insert_with(|| start.elapsed());
             if self.stop.contains(&next) {
                 finish = FinishReason::Stop;
                 break;
             }
             generated.push(next);
-            history.push(next);
             if !self.tokenizer.is_special(next) {
                 if let Some(piece) = stream.push(self.tokenizer.token_bytes(next)) {
                     listening = on_text(&piece);
@@ -366,7 +366,7 @@ impl Llm {
             if generated.len() == params.max_tokens {
                 break;
             }
-            logits = self.forward(&[next], history.len() - 1)?;
+            logits = self.forward(&[next], prompt.len() + generated.len() - 1)?;
         }
         if listening {
             if let Some(rest) = stream.finish() {
