@@ -167,7 +167,6 @@ pub struct BenchArgs {
 }
 
 pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
-    assistant::telemetry::log_simd();
     let r = models::cpu::simd_report();
     println!("cpu: {r}");
     println!(
@@ -277,7 +276,6 @@ pub fn ask(
     seed: u64,
     temperature: Option<f32>,
 ) -> anyhow::Result<()> {
-    assistant::telemetry::log_simd();
     anyhow::ensure!(!question.trim().is_empty(), "the question is empty");
     let mut progress = progress_printer();
     let path = model_store::llm_path(cfg, &mut progress)?;

@@ -84,6 +84,7 @@ enum ModelsCommand {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     assistant::telemetry::init();
+    assistant::telemetry::log_simd();
     let result = (|| -> anyhow::Result<()> {
         let cfg = assistant::config::Config::load(args.config.as_deref())?;
         match args.command {

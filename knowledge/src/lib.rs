@@ -1,10 +1,60 @@
 //! Documents and job listings for 乐业助手.
 //!
-//! This crate will hold the parsers (txt, md, html, docx, pdf), Chinese structure-aware
-//! chunking (第X条, 一、, （一）, 1.), document metadata and the job-listing schema and loaders,
-//! plus the bundled corpus in `knowledge/data/` (see DESIGN.md, "Crates"). It depends on no
-//! other crate of ours, so retrieval and the assistant can both build on it.
+//! # Layout
+//! - [`document`]: the parsed form every format turns into: [`document::Document`] with
+//!   [`document::Metadata`] and a list of [`document::Block`]s (headings, paragraphs, tables).
+//! - [`parse`]: one module per format (Markdown with front matter, plain text, HTML, DOCX, PDF);
+//!   each takes bytes, never a path, and never panics on bad input.
+//! - [`metadata`]: finding title, 文号, date, issuer and region in the text itself.
+//! - [`chunking`]: Chinese structure-aware chunks (第X章 / 第X条 / 一、 / （一） / 1. / (1)),
+//!   each with its section path and article number.
+//! - [`jobs`]: the job-listing schema, validation and the JSONL/CSV loaders.
+//! - [`sample_jobs`]: the deterministic generator of the bundled sample listings.
+//!
+//! The crate depends on no other crate of ours, so retrieval and the assistant both build on
+//! it. The bundled corpus lives in `knowledge/data/`.
 #![warn(missing_docs)]
 
-/// Where the bundled corpus lives, relative to this crate.
+pub mod chunking;
+pub mod document;
+pub mod jobs;
+pub mod metadata;
+pub mod parse;
+pub mod sample_jobs;
+
+/// Where the bundled corpus lives.
 pub const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be parsed; `file` names it.
+    #[error("{file}: {reason}")]
+    Parse {
+        /// The file (or name given by the caller).
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file's format is not one we read.
+    #[error(
+        "{file}: unsupported format (supported: .md, .txt, .html, .htm, .docx, .pdf, .jsonl, .csv)"
+    )]
+    Unsupported {
+        /// The file.
+        file: String,
+    },
+    /// Reading a file failed.
+    #[error("reading {file}")]
+    Io {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

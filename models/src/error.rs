@@ -57,6 +57,9 @@ pub enum Error {
     /// The generator worker has stopped (shutdown or a crash in the model thread).
     #[error("the model worker has stopped")]
     WorkerStopped,
+    /// A bug: the model code failed in a way it should not (a caught panic).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The model catalog is malformed or names an unknown model.
     #[error("model catalog: {0}")]
     Catalog(String),

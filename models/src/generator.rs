@@ -141,14 +141,24 @@ fn run(mut llm: Llm, mut rx: mpsc::Receiver<Job>, queued: Arc<AtomicUsize>) {
             continue;
         }
         let reply = job.reply.clone();
-        let result = llm.generate(&job.request.messages, &job.request.params, |piece| {
-            reply.send(GenEvent::Text(piece.to_string())).is_ok()
-        });
+        // A panic inside the model code fails this request, not the worker: every generation
+        // starts from a cleared KV cache, so no state carries over to the next request.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            llm.generate(&job.request.messages, &job.request.params, |piece| {
+                reply.send(GenEvent::Text(piece.to_string())).is_ok()
+            })
+        }));
         let last = match result {
-            Ok(g) => GenEvent::Done(g.stats),
-            Err(e) => {
+            Ok(Ok(g)) => GenEvent::Done(g.stats),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "generation failed");
                 GenEvent::Failed(e)
+            }
+            Err(_) => {
+                tracing::error!("generation panicked");
+                GenEvent::Failed(Error::Internal(
+                    "the model panicked while generating".into(),
+                ))
             }
         };
         // The receiver may be gone already; nothing else to do then.

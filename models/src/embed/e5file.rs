@@ -145,9 +145,9 @@ pub fn parse(data: &[u8], path: &Path) -> Result<E5File> {
     let eps = c.f32()?;
     let _qk = c.i32()?;
     if header.heads == 0
-        || header.hidden % header.heads != 0
-        || header.hidden % 32 != 0
-        || header.ff % 32 != 0
+        || !header.hidden.is_multiple_of(header.heads)
+        || !header.hidden.is_multiple_of(32)
+        || !header.ff.is_multiple_of(32)
     {
         return Err(Error::invalid(
             path,

@@ -153,11 +153,11 @@ impl Tokenizer {
             })
             .map(|(i, (t, _))| (t.clone(), i as u32))
             .collect();
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        let mut special_ids = vec![false; tokens.len()];
-        for (i, ty) in types.iter().enumerate() {
-            special_ids[i] = *ty == TOKEN_TYPE_CONTROL;
-        }
+        specials.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        // A token_type array shorter or longer than the vocabulary must not index out of bounds.
+        let special_ids: Vec<bool> = (0..tokens.len())
+            .map(|i| types.get(i) == Some(&TOKEN_TYPE_CONTROL))
+            .collect();
         let by_text = tokens
             .iter()
             .enumerate()
