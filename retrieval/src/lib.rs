@@ -1,10 +1,58 @@
 //! Vector stores and hybrid search for 乐业助手.
 //!
-//! This crate will hold the `VectorStore` trait with its embedded default (`EdgeStore`, on
-//! qdrant-edge) and scale-out (`ServerStore`, qdrant-client over gRPC) implementations, the
-//! indexer (chunks to dense e5 vectors, BM25 sparse vectors and payload), and the hybrid query
-//! with filters and RRF fusion (see DESIGN.md, "Qdrant"). The embedder it indexes with is
-//! [`models::embed::Embedder`].
+//! # Layout
+//! - [`store`]: the [`store::VectorStore`] trait and the types it speaks (points, sparse
+//!   vectors, filters, hits), independent of any Qdrant crate so that the embedded and the
+//!   server store are interchangeable.
+//! - [`edge`]: [`edge::EdgeStore`], the default: qdrant-edge in process, on disk.
+//! - [`lexical`]: BM25 sparse vectors with Chinese segmentation (qdrant-edge's `EdgeBm25` with
+//!   the multilingual tokenizer, which segments Chinese with jieba).
+//! - [`indexer`]: documents and job listings to points (e5 passage vector, BM25 vector,
+//!   payload), idempotent by content hash.
+//! - [`hybrid`]: queries: dense and sparse prefetch fused with RRF, plus filters.
+//!
+//! Stores are blocking: call them from `spawn_blocking` (qdrant-edge itself is blocking).
 #![warn(missing_docs)]
 
+pub mod edge;
+pub mod hybrid;
+pub mod indexer;
+pub mod lexical;
+pub mod store;
+
 pub use models::embed::DIM as DENSE_DIM;
+
+/// Errors of the retrieval crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The embedded Qdrant failed.
+    #[error("qdrant-edge: {0}")]
+    Edge(String),
+    /// Embedding failed.
+    #[error("embedding")]
+    Model(#[from] models::Error),
+    /// A document could not be read.
+    #[error(transparent)]
+    Knowledge(#[from] knowledge::Error),
+    /// A file or folder could not be used.
+    #[error("{action} {path}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A collection that does not exist was used.
+    #[error("no collection {0:?}")]
+    NoCollection(String),
+    /// Bad input to a store call.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
