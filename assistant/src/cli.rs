@@ -315,3 +315,215 @@ pub fn ask(
     );
     Ok(())
 }
+
+pub fn ingest(cfg: &Config, paths: &[PathBuf], remove: &[String]) -> anyhow::Result<()> {
+    use assistant::knowledge_base::{FileReport, KnowledgeBase};
+    use retrieval::indexer::Outcome;
+    anyhow::ensure!(
+        !paths.is_empty() || !remove.is_empty(),
+        "give files or folders to ingest, or --remove DOC_ID"
+    );
+    let kb = KnowledgeBase::open(cfg, &mut progress_printer())?;
+    for id in remove {
+        let n = kb.remove(id)?;
+        println!("{id}: removed {n} chunks");
+    }
+    let files = KnowledgeBase::collect_files(paths)?;
+    let tty = std::io::stderr().is_terminal();
+    let (mut failed, total) = (0, files.len());
+    let start = Instant::now();
+    for (i, file) in files.iter().enumerate() {
+        let label = file.display().to_string();
+        let mut bar = |done: usize, of: usize| {
+            if tty {
+                let width = 30;
+                let filled = if of == 0 { width } else { done * width / of };
+                eprint!(
+                    "\r[{}/{}] {} [{}{}] {done}/{of}",
+                    i + 1,
+                    total,
+                    label,
+                    "#".repeat(filled),
+                    "-".repeat(width - filled)
+                );
+            }
+        };
+        let report = kb.ingest_file(file, &mut bar);
+        if tty {
+            eprint!("\r\x1b[2K");
+        }
+        match report {
+            FileReport::Document { doc_id, outcome } => match outcome {
+                Outcome::Added(n) => {
+                    println!("[{}/{total}] {label}: added as {doc_id}, {n} chunks", i + 1)
+                }
+                Outcome::Replaced(n) => println!(
+                    "[{}/{total}] {label}: changed, {doc_id} replaced by {n} chunks",
+                    i + 1
+                ),
+                Outcome::Unchanged => println!("[{}/{total}] {label}: unchanged, skipped", i + 1),
+            },
+            FileReport::Jobs {
+                indexed,
+                unchanged,
+                errors,
+            } => {
+                println!("[{}/{total}] {label}: {indexed} listings indexed, {unchanged} unchanged, {} bad lines", i + 1, errors.len());
+                for e in errors.iter().take(50) {
+                    println!("    {e}");
+                }
+                if errors.len() > 50 {
+                    println!("    … {} more", errors.len() - 50);
+                }
+            }
+            FileReport::Failed(why) => {
+                failed += 1;
+                println!("[{}/{total}] {label}: FAILED: {why}", i + 1);
+            }
+        }
+    }
+    println!("{total} file(s) in {:.1} s", start.elapsed().as_secs_f64());
+    anyhow::ensure!(failed == 0, "{failed} file(s) could not be ingested");
+    Ok(())
+}
+
+pub struct SearchArgs {
+    pub query: String,
+    pub jobs: bool,
+    pub city: Vec<String>,
+    pub district: Vec<String>,
+    pub types: Vec<String>,
+    pub group: Vec<String>,
+    pub min_salary: Option<u32>,
+    pub unit: String,
+    pub mode: String,
+    pub limit: usize,
+}
+
+fn parse_mode(s: &str) -> anyhow::Result<retrieval::store::Mode> {
+    use retrieval::store::Mode;
+    Ok(match s {
+        "hybrid" => Mode::Hybrid,
+        "dense" => Mode::Dense,
+        "sparse" | "bm25" => Mode::Sparse,
+        other => anyhow::bail!("--mode must be hybrid, dense or sparse, not {other:?}"),
+    })
+}
+
+pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
+    use knowledge::jobs::{EmploymentType, Group, SalaryUnit};
+    use retrieval::hybrid::{JobQuery, PolicyQuery};
+    anyhow::ensure!(!a.query.trim().is_empty(), "the query is empty");
+    let mode = parse_mode(&a.mode)?;
+    for c in a
+        .city
+        .iter()
+        .filter(|c| a.jobs || !["山东省", "全国"].contains(&c.as_str()))
+    {
+        anyhow::ensure!(
+            knowledge::metadata::SHANDONG_CITIES.contains(&c.as_str()),
+            "--city {c:?} is not one of Shandong's 16 cities (write e.g. 青岛市)"
+        );
+    }
+    let kb = assistant::knowledge_base::KnowledgeBase::open(cfg, &mut progress_printer())?;
+    if a.jobs {
+        let types = a
+            .types
+            .iter()
+            .map(|t| {
+                EmploymentType::ALL
+                    .into_iter()
+                    .find(|x| x.as_str() == t)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--type {t:?}: use full_time, part_time, gig or internship")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let groups = a
+            .group
+            .iter()
+            .map(|g| {
+                Group::ALL
+                    .into_iter()
+                    .find(|x| x.as_str() == g)
+                    .ok_or_else(|| anyhow::anyhow!("--group {g:?} is unknown"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let unit = match a.unit.as_str() {
+            "month" => SalaryUnit::Month,
+            "day" => SalaryUnit::Day,
+            "hour" => SalaryUnit::Hour,
+            other => anyhow::bail!("--unit must be month, day or hour, not {other:?}"),
+        };
+        let q = JobQuery {
+            text: a.query.clone(),
+            cities: a.city.clone(),
+            districts: a.district.clone(),
+            types,
+            min_salary: a.min_salary.map(|m| (m, unit)),
+            groups,
+            today: chrono::Local::now().date_naive(),
+            limit: a.limit,
+            mode,
+        };
+        let hits = kb.retriever().search_jobs(&q)?;
+        if hits.is_empty() {
+            println!("no valid listing matches");
+        }
+        for (i, h) in hits.iter().enumerate() {
+            let l = &h.listing;
+            println!(
+                "{}. [{:.4}] {}｜{}｜{}{}｜{}｜{}-{} 元/{}｜有效期至 {}",
+                i + 1,
+                h.score,
+                l.title,
+                l.company,
+                l.city,
+                l.district,
+                l.employment_type.label(),
+                l.salary_min,
+                l.salary_max,
+                l.salary_unit.as_str(),
+                l.expires_at
+            );
+        }
+    } else {
+        let q = PolicyQuery {
+            regions: a.city.clone(),
+            ..PolicyQuery {
+                mode,
+                ..PolicyQuery::new(a.query.clone(), a.limit)
+            }
+        };
+        let hits = kb.retriever().search_policies(&q)?;
+        if hits.is_empty() {
+            println!(
+                "nothing found (has anything been ingested? try `leye ingest knowledge/data`)"
+            );
+        }
+        for (i, h) in hits.iter().enumerate() {
+            let num = if h.doc_number.is_empty() {
+                String::new()
+            } else {
+                format!("（{}）", h.doc_number)
+            };
+            let art = h
+                .article
+                .as_deref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default();
+            let snippet: String = h.text.chars().take(120).collect();
+            println!(
+                "{}. [{:.4}] {}{}\n   {}{}\n   {}",
+                i + 1,
+                h.score,
+                h.title,
+                num,
+                h.section,
+                art,
+                snippet
+            );
+        }
+    }
+    Ok(())
+}

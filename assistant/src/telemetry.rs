@@ -1,15 +1,17 @@
 //! Logging set-up and start-up facts.
 //!
 //! Logs go to stderr so that `leye ask` can print the answer alone on stdout. The filter is
-//! `LEYE_LOG` (tracing's env-filter syntax), default `info`.
+//! `LEYE_LOG` (tracing's env-filter syntax), default `info` for our crates and `error` for
+//! qdrant-edge, whose routine messages (WAL opened, feature flags) are not for operators.
 
 /// Installs the global subscriber; calling it twice is harmless.
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEYE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,qdrant_edge=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -267,15 +267,22 @@ const TEMPLATES: &[Template] = &[
     },
 ];
 
-const COMPANY_KINDS: [&str; 8] = [
-    "机械制造有限公司",
-    "科技有限公司",
-    "物流有限公司",
-    "家政服务有限公司",
-    "商贸有限公司",
-    "农业发展合作社",
-    "物业管理有限公司",
-    "餐饮管理有限公司",
+/// The kind of employer for each trade, so a welder is not hired by a restaurant.
+const COMPANY_KINDS: [(&str, &str); 14] = [
+    ("制造业", "机械制造有限公司"),
+    ("信息技术", "科技有限公司"),
+    ("综合管理", "集团有限公司"),
+    ("生活服务", "网络科技有限公司"),
+    ("家政服务", "家政服务有限公司"),
+    ("批发零售", "商贸有限公司"),
+    ("物业服务", "物业管理有限公司"),
+    ("交通物流", "物流有限公司"),
+    ("农林牧渔", "农业发展合作社"),
+    ("住宿餐饮", "餐饮管理有限公司"),
+    ("文化创意", "工艺品有限公司"),
+    ("公共管理", "街道社区服务中心"),
+    ("建筑业", "建筑装饰工程有限公司"),
+    ("卫生健康", "养老服务中心"),
 ];
 const NAME_PARTS: [&str; 12] = [
     "鲁信", "海岳", "泉城", "齐鲁", "东岳", "黄河", "沂蒙", "蓝海", "金丰", "华成", "润泽", "惠民",
@@ -314,11 +321,16 @@ pub fn generate(n: usize, seed: u64) -> Vec<JobListing> {
             let t = &TEMPLATES[(i / SHANDONG_CITIES.len() + i) % TEMPLATES.len()];
             let city = SHANDONG_CITIES[c];
             let district = DISTRICTS[c][rng.below(DISTRICTS[c].len())];
+            let kind = COMPANY_KINDS
+                .iter()
+                .find(|(cat, _)| *cat == t.category)
+                .map(|(_, k)| *k)
+                .unwrap_or("人力资源服务有限公司");
             let company = format!(
                 "{}{}{}",
                 city.trim_end_matches('市'),
                 NAME_PARTS[rng.below(NAME_PARTS.len())],
-                COMPANY_KINDS[rng.below(COMPANY_KINDS.len())]
+                kind
             );
             let step = match t.unit {
                 Month => 100,
