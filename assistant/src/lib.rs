@@ -14,3 +14,8 @@ pub mod config;
 pub mod knowledge_base;
 pub mod model_store;
 pub mod telemetry;
+
+// The lower crates, re-exported so the eval runner and other users need only this library.
+pub use knowledge;
+pub use models;
+pub use retrieval;

@@ -1,8 +1,12 @@
-//! Evaluation and benchmarks for 乐业助手.
+//! Evaluation and benchmarks for 乐业助手, through the assistant's public library API.
 //!
-//! This crate will hold the datasets, retrieval and answer metrics and the benchmark runner
-//! (`leye-eval`), using only the assistant's public library API. Model speed is measured today
-//! by `leye models bench` (`models::bench`).
+//! # Layout
+//! - [`metrics`]: recall@k, MRR and nDCG over ranked relevance lists.
+//! - [`retrieval_eval`]: the retrieval evaluation set (`eval/data/retrieval.jsonl`) run in
+//!   dense, BM25 and hybrid mode.
+//! - [`latency`]: percentiles of timing samples.
 #![warn(missing_docs)]
 
-pub use assistant::config::Config;
+pub mod latency;
+pub mod metrics;
+pub mod retrieval_eval;

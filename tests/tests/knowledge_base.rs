@@ -20,7 +20,15 @@ fn kb(dir: &Path) -> KnowledgeBase {
 }
 
 fn chunks_of(kb: &KnowledgeBase, doc_id: &str) -> usize {
-    kb.store().count(POLICY_CHUNKS, &Filter::default().and(Condition::AnyOf { key: "doc_id".into(), values: vec![doc_id.into()] })).expect("count")
+    kb.store()
+        .count(
+            POLICY_CHUNKS,
+            &Filter::default().and(Condition::AnyOf {
+                key: "doc_id".into(),
+                values: vec![doc_id.into()],
+            }),
+        )
+        .expect("count")
 }
 
 #[test]
@@ -36,18 +44,34 @@ fn ingest_is_idempotent_replaces_changes_removes_and_persists() {
         other => panic!("{other:?}"),
     };
     let added = outcome(kb1.ingest_file(&file, &mut |_, _| {}));
-    let Outcome::Added(n1) = added else { panic!("{added:?}") };
+    let Outcome::Added(n1) = added else {
+        panic!("{added:?}")
+    };
     assert_eq!(chunks_of(&kb1, "notice"), n1);
-    assert_eq!(outcome(kb1.ingest_file(&file, &mut |_, _| {})), Outcome::Unchanged);
+    assert_eq!(
+        outcome(kb1.ingest_file(&file, &mut |_, _| {})),
+        Outcome::Unchanged
+    );
 
     // A changed document replaces its chunks: the old text is gone, the new one found.
     let v2 = v1.replace("（二）技能培训。对失业人员开展免费技能培训。", "（二）创业担保贷款。符合条件的创业者可申请贷款。\n\n（三）见习岗位。组织高校毕业生参加就业见习。");
     std::fs::write(&file, v2).expect("write");
-    let Outcome::Replaced(n2) = outcome(kb1.ingest_file(&file, &mut |_, _| {})) else { panic!("expected replacement") };
+    let Outcome::Replaced(n2) = outcome(kb1.ingest_file(&file, &mut |_, _| {})) else {
+        panic!("expected replacement")
+    };
     assert_eq!(chunks_of(&kb1, "notice"), n2, "no stale chunks remain");
-    let hits = kb1.retriever().search_policies(&PolicyQuery::new("技能培训", 10)).expect("search");
-    assert!(hits.iter().all(|h| !h.text.contains("免费技能培训")), "old text is gone: {hits:?}");
-    let hits = kb1.retriever().search_policies(&PolicyQuery::new("创业担保贷款怎么申请", 3)).expect("search");
+    let hits = kb1
+        .retriever()
+        .search_policies(&PolicyQuery::new("技能培训", 10))
+        .expect("search");
+    assert!(
+        hits.iter().all(|h| !h.text.contains("免费技能培训")),
+        "old text is gone: {hits:?}"
+    );
+    let hits = kb1
+        .retriever()
+        .search_policies(&PolicyQuery::new("创业担保贷款怎么申请", 3))
+        .expect("search");
     assert!(hits[0].text.contains("创业担保贷款"), "{hits:?}");
     assert_eq!(hits[0].section, "一、就业服务 > （二）创业担保贷款");
     drop(kb1);
@@ -55,7 +79,10 @@ fn ingest_is_idempotent_replaces_changes_removes_and_persists() {
     // Reopened, the index is still there; then removal.
     let kb2 = kb(store_dir.path());
     assert_eq!(chunks_of(&kb2, "notice"), n2);
-    assert_eq!(outcome(kb2.ingest_file(&file, &mut |_, _| {})), Outcome::Unchanged);
+    assert_eq!(
+        outcome(kb2.ingest_file(&file, &mut |_, _| {})),
+        Outcome::Unchanged
+    );
     assert_eq!(kb2.remove("notice").expect("remove"), n2);
     assert_eq!(chunks_of(&kb2, "notice"), 0);
 }
@@ -66,25 +93,48 @@ fn job_search_never_returns_a_wrong_city_or_an_expired_listing() {
     let kb = kb(store_dir.path());
     let jobs = Path::new(knowledge::DATA_DIR).join("jobs/sample_jobs.jsonl");
     match kb.ingest_file(&jobs, &mut |_, _| {}) {
-        FileReport::Jobs { indexed, errors, .. } => assert!(indexed >= 300 && errors.is_empty()),
+        FileReport::Jobs {
+            indexed, errors, ..
+        } => assert!(indexed >= 300 && errors.is_empty()),
         other => panic!("{other:?}"),
     }
     // A second ingest skips every listing.
     match kb.ingest_file(&jobs, &mut |_, _| {}) {
-        FileReport::Jobs { indexed, unchanged, .. } => assert_eq!((indexed, unchanged), (0, 320)),
+        FileReport::Jobs {
+            indexed, unchanged, ..
+        } => assert_eq!((indexed, unchanged), (0, 320)),
         other => panic!("{other:?}"),
     }
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
-    let listings = knowledge::jobs::load_jsonl(&std::fs::read_to_string(&jobs).expect("read")).listings;
+    let listings =
+        knowledge::jobs::load_jsonl(&std::fs::read_to_string(&jobs).expect("read")).listings;
     let expired = listings.iter().filter(|l| l.expires_at < today).count();
     assert!(expired > 0, "the sample has expired listings to exclude");
     for city in ["青岛市", "济南市", "菏泽市"] {
-        for (text, mode) in [("电焊工", Mode::Hybrid), ("家政保洁 兼职", Mode::Dense), ("外卖骑手 日结", Mode::Sparse)] {
-            let q = JobQuery { text: text.into(), cities: vec![city.into()], districts: vec![], types: vec![], min_salary: None, groups: vec![], today, limit: 30, mode };
+        for (text, mode) in [
+            ("电焊工", Mode::Hybrid),
+            ("家政保洁 兼职", Mode::Dense),
+            ("外卖骑手 日结", Mode::Sparse),
+        ] {
+            let q = JobQuery {
+                text: text.into(),
+                cities: vec![city.into()],
+                districts: vec![],
+                types: vec![],
+                min_salary: None,
+                groups: vec![],
+                today,
+                limit: 30,
+                mode,
+            };
             let hits = kb.retriever().search_jobs(&q).expect("search");
             for h in &hits {
                 assert_eq!(h.listing.city, city, "{text}: wrong city");
-                assert!(h.listing.is_valid_on(today), "{text}: expired or future listing {}", h.listing.id);
+                assert!(
+                    h.listing.is_valid_on(today),
+                    "{text}: expired or future listing {}",
+                    h.listing.id
+                );
             }
             if mode != Mode::Sparse {
                 assert!(!hits.is_empty(), "{city} {text} {mode:?}");
@@ -92,8 +142,23 @@ fn job_search_never_returns_a_wrong_city_or_an_expired_listing() {
         }
     }
     // Without a city filter, expired listings still never appear, even when they match best.
-    let expired_title = listings.iter().find(|l| l.expires_at < today).expect("one").title.clone();
-    let q = JobQuery { text: expired_title, cities: vec![], districts: vec![], types: vec![], min_salary: None, groups: vec![], today, limit: 100, mode: Mode::Hybrid };
+    let expired_title = listings
+        .iter()
+        .find(|l| l.expires_at < today)
+        .expect("one")
+        .title
+        .clone();
+    let q = JobQuery {
+        text: expired_title,
+        cities: vec![],
+        districts: vec![],
+        types: vec![],
+        min_salary: None,
+        groups: vec![],
+        today,
+        limit: 100,
+        mode: Mode::Hybrid,
+    };
     let hits = kb.retriever().search_jobs(&q).expect("search");
     assert!(!hits.is_empty() && hits.iter().all(|h| h.listing.is_valid_on(today)));
     // Type, group and salary filters.
@@ -123,14 +188,34 @@ fn policy_search_finds_the_2025_plan_with_its_section() {
     let store_dir = tempfile::tempdir().expect("store dir");
     let kb = kb(store_dir.path());
     let doc = Path::new(knowledge::DATA_DIR).join("policies/sd-2025-leye-shandong.md");
-    assert!(matches!(kb.ingest_file(&doc, &mut |_, _| {}), FileReport::Document { outcome: Outcome::Added(_), .. }));
-    let hits = kb.retriever().search_policies(&PolicyQuery::new("零工市场怎么建设？", 3)).expect("search");
+    assert!(matches!(
+        kb.ingest_file(&doc, &mut |_, _| {}),
+        FileReport::Document {
+            outcome: Outcome::Added(_),
+            ..
+        }
+    ));
+    let hits = kb
+        .retriever()
+        .search_policies(&PolicyQuery::new("零工市场怎么建设？", 3))
+        .expect("search");
     assert_eq!(hits[0].doc_number, "鲁人社发〔2025〕9号");
-    assert_eq!(hits[0].section, "二、打造重点群体就业创业服务平台 > （三）打造灵活就业人员就业创业服务平台");
+    assert_eq!(
+        hits[0].section,
+        "二、打造重点群体就业创业服务平台 > （三）打造灵活就业人员就业创业服务平台"
+    );
     // Region filters: a region the document is not for excludes it.
     let mut q = PolicyQuery::new("零工市场", 3);
     q.regions = vec!["北京市".into()];
-    assert!(kb.retriever().search_policies(&q).expect("search").is_empty());
+    assert!(kb
+        .retriever()
+        .search_policies(&q)
+        .expect("search")
+        .is_empty());
     q.regions = vec!["山东省".into(), "全国".into()];
-    assert!(!kb.retriever().search_policies(&q).expect("search").is_empty());
+    assert!(!kb
+        .retriever()
+        .search_policies(&q)
+        .expect("search")
+        .is_empty());
 }

@@ -1,0 +1,136 @@
+//! `leye-eval`: retrieval quality and speed figures, printed (and optionally written as JSON).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assistant::config::Config;
+use assistant::knowledge_base::{FileReport, KnowledgeBase};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "leye-eval", about = "Evaluation and benchmarks for 乐业助手")]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Recall@1/5, MRR, nDCG@10 for dense, BM25 and hybrid retrieval over the evaluation set.
+    Retrieval {
+        /// The evaluation set.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/retrieval.jsonl"))]
+        set: PathBuf,
+        /// Folders of documents to index (default: the shared law corpus and the bundled data).
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+        /// Index folder (reused between runs; ingest skips unchanged files).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Also write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Ingest throughput and query latency on the corpus, and on synthetic chunks.
+    Bench {
+        /// Synthetic chunks for the large-store benchmark.
+        #[arg(long, default_value_t = 100_000)]
+        synthetic: usize,
+        /// Queries timed per store.
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+    },
+}
+
+fn default_corpus() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    vec![
+        root.join("../shared/knowledge/policies"),
+        root.join("knowledge/data"),
+    ]
+}
+
+fn ingest(kb: &KnowledgeBase, corpus: &[PathBuf]) -> anyhow::Result<(usize, Duration)> {
+    let files = KnowledgeBase::collect_files(corpus)?;
+    let t = Instant::now();
+    let mut chunks = 0;
+    for f in &files {
+        match kb.ingest_file(f, &mut |_, _| {}) {
+            FileReport::Document { outcome, .. } => {
+                if let assistant::retrieval::indexer::Outcome::Added(n)
+                | assistant::retrieval::indexer::Outcome::Replaced(n) = outcome
+                {
+                    chunks += n;
+                }
+            }
+            FileReport::Jobs { indexed, .. } => chunks += indexed,
+            FileReport::Failed(why) => anyhow::bail!("{}: {why}", f.display()),
+        }
+        eprint!(".");
+    }
+    eprintln!();
+    Ok((chunks, t.elapsed()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg = Config::load(None)?;
+    match args.command {
+        Cmd::Retrieval {
+            set,
+            corpus,
+            index,
+            json,
+        } => {
+            let items = eval::retrieval_eval::load(&set)?;
+            let corpus = if corpus.is_empty() {
+                default_corpus()
+            } else {
+                corpus
+            };
+            let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
+            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
+            let embedder = assistant::models::embed::Embedder::load(
+                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
+            )?;
+            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            let (n, took) = ingest(&kb, &corpus)?;
+            println!(
+                "index {}: {n} chunks/listings (re)indexed in {:.1} s",
+                index.display(),
+                took.as_secs_f64()
+            );
+            let scores = eval::retrieval_eval::run(&kb, &items)?;
+            println!(
+                "{} items; job validity judged on {:?}",
+                items.len(),
+                eval::retrieval_eval::EVAL_DAY
+            );
+            println!(
+                "{:<7} {:<7} {:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8}",
+                "mode", "kind", "n", "recall@1", "recall@5", "MRR", "nDCG@10", "p50 ms", "p95 ms"
+            );
+            for s in &scores {
+                println!(
+                    "{:<7} {:<7} {:>4} {:>9.3} {:>9.3} {:>7.3} {:>8.3} {:>8.1} {:>8.1}",
+                    s.mode,
+                    s.kind,
+                    s.n,
+                    s.recall_at_1,
+                    s.recall_at_5,
+                    s.mrr,
+                    s.ndcg_at_10,
+                    s.p50_ms,
+                    s.p95_ms
+                );
+            }
+            if let Some(p) = json {
+                std::fs::write(p, serde_json::to_vec_pretty(&scores)?)?;
+            }
+        }
+        Cmd::Bench { synthetic, queries } => bench::run(&cfg, synthetic, queries)?,
+    }
+    Ok(())
+}
+
+mod bench;
