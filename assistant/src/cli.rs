@@ -387,16 +387,36 @@ pub fn ingest(cfg: &Config, paths: &[PathBuf], remove: &[String]) -> anyhow::Res
     Ok(())
 }
 
+#[derive(clap::Args)]
 pub struct SearchArgs {
+    /// The question.
     pub query: String,
+    /// Search job listings instead of policy documents.
+    #[arg(long)]
     pub jobs: bool,
+    /// Restrict to cities (jobs) or regions (policies), e.g. 青岛市; repeatable.
+    #[arg(long)]
     pub city: Vec<String>,
+    /// Job district, e.g. 黄岛区; repeatable.
+    #[arg(long)]
     pub district: Vec<String>,
+    /// Employment type: full_time, part_time, gig, internship; repeatable.
+    #[arg(long = "type")]
     pub types: Vec<String>,
+    /// Group: graduate, migrant, flexible, veteran, disabled, women, elderly; repeatable.
+    #[arg(long)]
     pub group: Vec<String>,
+    /// Minimum pay, with --unit.
+    #[arg(long)]
     pub min_salary: Option<u32>,
+    /// Unit of --min-salary: month, day or hour.
+    #[arg(long, default_value = "month")]
     pub unit: String,
+    /// Ranking: hybrid, dense or sparse.
+    #[arg(long, default_value = "hybrid")]
     pub mode: String,
+    /// Number of hits.
+    #[arg(long, default_value_t = 5)]
     pub limit: usize,
 }
 

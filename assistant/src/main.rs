@@ -38,37 +38,7 @@ enum Command {
         remove: Vec<String>,
     },
     /// Search the knowledge base and print ranked hits with their sections.
-    Search {
-        /// The question.
-        query: String,
-        /// Search job listings instead of policy documents.
-        #[arg(long)]
-        jobs: bool,
-        /// Restrict to cities (jobs) or regions (policies), e.g. 青岛市; repeatable.
-        #[arg(long)]
-        city: Vec<String>,
-        /// Job district, e.g. 黄岛区; repeatable.
-        #[arg(long)]
-        district: Vec<String>,
-        /// Employment type: full_time, part_time, gig, internship; repeatable.
-        #[arg(long = "type")]
-        types: Vec<String>,
-        /// Group: graduate, migrant, flexible, veteran, disabled, women, elderly; repeatable.
-        #[arg(long)]
-        group: Vec<String>,
-        /// Minimum pay, with --unit.
-        #[arg(long)]
-        min_salary: Option<u32>,
-        /// Unit of --min-salary: month, day or hour.
-        #[arg(long, default_value = "month")]
-        unit: String,
-        /// Ranking: hybrid, dense or sparse.
-        #[arg(long, default_value = "hybrid")]
-        mode: String,
-        /// Number of hits.
-        #[arg(long, default_value_t = 5)]
-        limit: usize,
-    },
+    Search(cli::SearchArgs),
     /// Ask the assistant one question in the terminal; the answer streams to stdout.
     Ask {
         /// The question, in Chinese.
@@ -153,32 +123,7 @@ fn main() -> std::process::ExitCode {
                 ),
             },
             Command::Ingest { paths, remove } => cli::ingest(&cfg, &paths, &remove),
-            Command::Search {
-                query,
-                jobs,
-                city,
-                district,
-                types,
-                group,
-                min_salary,
-                unit,
-                mode,
-                limit,
-            } => cli::search(
-                &cfg,
-                &cli::SearchArgs {
-                    query,
-                    jobs,
-                    city,
-                    district,
-                    types,
-                    group,
-                    min_salary,
-                    unit,
-                    mode,
-                    limit,
-                },
-            ),
+            Command::Search(args) => cli::search(&cfg, &args),
             Command::Ask {
                 question,
                 max_tokens,

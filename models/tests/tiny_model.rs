@@ -68,6 +68,7 @@ fn write_tiny(arch: &str, dir: &tempfile::TempDir, seed: u64) -> std::path::Path
     ));
     for l in 0..LAYERS {
         let p = |s: &str| format!("blk.{l}.{s}");
+        push_block_weights(&mut tensors, &mut rng, l);
         let norm = |rng: &mut StdRng, n| {
             let v: Vec<f32> = (0..n)
                 .map(|_| 1.0 + (rng.gen::<f32>() - 0.5) * 0.2)
@@ -76,34 +77,6 @@ fn write_tiny(arch: &str, dir: &tempfile::TempDir, seed: u64) -> std::path::Path
         };
         tensors.push((p("attn_norm.weight"), f(norm(&mut rng, HIDDEN))));
         tensors.push((p("ffn_norm.weight"), f(norm(&mut rng, HIDDEN))));
-        tensors.push((
-            p("attn_q.weight"),
-            q(rand_tensor(&mut rng, &[HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_k.weight"),
-            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_v.weight"),
-            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_output.weight"),
-            q(rand_tensor(&mut rng, &[HIDDEN, HEADS * head_dim], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_gate.weight"),
-            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_up.weight"),
-            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_down.weight"),
-            q(rand_tensor(&mut rng, &[HIDDEN, FF], 0.3)),
-        ));
         if arch == "qwen2" {
             tensors.push((
                 p("attn_q.bias"),
@@ -171,6 +144,24 @@ fn write_tiny(arch: &str, dir: &tempfile::TempDir, seed: u64) -> std::path::Path
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut file, &md_refs, &t_refs).expect("write gguf");
     path
+}
+
+/// The attention and feed-forward weights of block `l`, shared by every tiny architecture.
+fn push_block_weights(tensors: &mut Vec<(String, QTensor)>, rng: &mut StdRng, l: usize) {
+    let head_dim = HIDDEN / HEADS;
+    let q = |t: Tensor| QTensor::quantize(&t, GgmlDType::Q8_0).expect("quantize");
+    let p = |s: &str| format!("blk.{l}.{s}");
+    for (name, rows, cols) in [
+        ("attn_q.weight", HEADS * head_dim, HIDDEN),
+        ("attn_k.weight", KV_HEADS * head_dim, HIDDEN),
+        ("attn_v.weight", KV_HEADS * head_dim, HIDDEN),
+        ("attn_output.weight", HIDDEN, HEADS * head_dim),
+        ("ffn_gate.weight", FF, HIDDEN),
+        ("ffn_up.weight", FF, HIDDEN),
+        ("ffn_down.weight", HIDDEN, FF),
+    ] {
+        tensors.push((p(name), q(rand_tensor(rng, &[rows, cols], 0.3))));
+    }
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -395,6 +386,7 @@ fn write_tiny_gemma3(dir: &tempfile::TempDir) -> std::path::PathBuf {
     ];
     for l in 0..LAYERS {
         let p = |s: &str| format!("blk.{l}.{s}");
+        push_block_weights(&mut tensors, &mut rng, l);
         for n in [
             "attn_norm",
             "post_attention_norm",
@@ -413,34 +405,6 @@ fn write_tiny_gemma3(dir: &tempfile::TempDir) -> std::path::PathBuf {
         tensors.push((
             p("attn_k_norm.weight"),
             f(rand_tensor(&mut rng, &[head_dim], 0.1)),
-        ));
-        tensors.push((
-            p("attn_q.weight"),
-            q(rand_tensor(&mut rng, &[HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_k.weight"),
-            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_v.weight"),
-            q(rand_tensor(&mut rng, &[KV_HEADS * head_dim, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("attn_output.weight"),
-            q(rand_tensor(&mut rng, &[HIDDEN, HEADS * head_dim], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_gate.weight"),
-            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_up.weight"),
-            q(rand_tensor(&mut rng, &[FF, HIDDEN], 0.3)),
-        ));
-        tensors.push((
-            p("ffn_down.weight"),
-            q(rand_tensor(&mut rng, &[HIDDEN, FF], 0.3)),
         ));
     }
     use gguf_file::Value as V;
