@@ -152,7 +152,9 @@ pub fn run(cfg: &Config, synthetic: usize, queries: usize) -> anyhow::Result<()>
         ms(percentile(&with_embed, 50.0)),
         ms(percentile(&with_embed, 95.0))
     );
+    // Shards flush on drop: drop them before their folders go.
     drop(store);
+    drop(kb);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

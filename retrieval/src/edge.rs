@@ -1,5 +1,8 @@
 //! [`EdgeStore`]: qdrant-edge in process, one on-disk shard per collection under
 //! `<home>/qdrant/<collection>`. The default store: no server to run.
+//!
+//! Note: qdrant-edge also flushes when a shard is dropped, and panics there if the folder is
+//! gone; keep the store folder alive for as long as the store.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -360,7 +363,16 @@ impl VectorStore for EdgeStore {
             .map_err(|_| Error::Edge("lock poisoned".into()))?
             .values()
         {
-            shard.flush();
+            // qdrant-edge 0.7 panics (expect) when flushing hits an I/O error, e.g. a full disk
+            // or a removed folder: turn that into an error instead of taking the process down.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).map_err(
+                |_| {
+                    Error::Edge(format!(
+                        "flushing {} failed (disk full or folder removed?)",
+                        shard.path().display()
+                    ))
+                },
+            )?;
         }
         Ok(())
     }
