@@ -508,13 +508,9 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
             );
         }
     } else {
-        let q = PolicyQuery {
-            regions: a.city.clone(),
-            ..PolicyQuery {
-                mode,
-                ..PolicyQuery::new(a.query.clone(), a.limit)
-            }
-        };
+        let mut q = PolicyQuery::new(a.query.clone(), a.limit);
+        q.regions = a.city.clone();
+        q.mode = mode;
         let hits = kb.retriever().search_policies(&q)?;
         if hits.is_empty() {
             println!(

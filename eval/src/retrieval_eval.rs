@@ -116,6 +116,16 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
     let day = NaiveDate::from_ymd_opt(EVAL_DAY.0, EVAL_DAY.1, EVAL_DAY.2)
         .ok_or_else(|| anyhow::anyhow!("bad eval day"))?;
     let mut out = Vec::new();
+    // Relevant chunks in the index per policy item: the same for every mode, counted once.
+    let totals = items
+        .iter()
+        .map(|i| match i {
+            Item::Policy {
+                doc_id, contains, ..
+            } => relevant_chunks(kb, doc_id, contains),
+            Item::Job { .. } => Ok(0),
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
     for (mode, name) in [
         (Mode::Dense, "dense"),
         (Mode::Sparse, "bm25"),
@@ -123,7 +133,7 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
     ] {
         let (mut pol, mut job, mut pol_t, mut job_t) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for item in items {
+        for (item, &total) in items.iter().zip(&totals) {
             match item {
                 Item::Policy {
                     question,
@@ -141,21 +151,6 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
                         .iter()
                         .map(|h| h.doc_id == *doc_id && h.text.contains(contains.as_str()))
                         .collect();
-                    let doc = Filter::default().and(Condition::AnyOf {
-                        key: "doc_id".into(),
-                        values: vec![doc_id.clone()],
-                    });
-                    let total = kb
-                        .store()
-                        .scroll(POLICY_CHUNKS, &doc, 10_000)?
-                        .iter()
-                        .filter(|h| {
-                            h.payload
-                                .get("text")
-                                .and_then(|t| t.as_str())
-                                .is_some_and(|t| t.contains(contains.as_str()))
-                        })
-                        .count();
                     pol.push(Ranked {
                         relevant,
                         total_relevant: total,
@@ -208,4 +203,23 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
         out.push(scores(name, "all", &all, &all_t));
     }
     Ok(out)
+}
+
+/// Chunks of `doc_id` whose text contains `phrase`.
+fn relevant_chunks(kb: &KnowledgeBase, doc_id: &str, phrase: &str) -> anyhow::Result<usize> {
+    let doc = Filter::default().and(Condition::AnyOf {
+        key: "doc_id".into(),
+        values: vec![doc_id.to_string()],
+    });
+    Ok(kb
+        .store()
+        .scroll(POLICY_CHUNKS, &doc, 10_000)?
+        .iter()
+        .filter(|h| {
+            h.payload
+                .get("text")
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| t.contains(phrase))
+        })
+        .count())
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::serde_json::Value as EdgeValue;
+use qdrant_edge::JsonPath;
 use qdrant_edge::{
     Condition as QCondition, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as QFilter, Fusion, Match,
@@ -108,6 +109,11 @@ impl EdgeStore {
     }
 }
 
+fn payload_key(key: &str) -> Result<JsonPath> {
+    key.try_into()
+        .map_err(|_| Error::Invalid(format!("bad payload key {key:?}")))
+}
+
 fn to_qfilter(f: &Filter) -> Result<Option<QFilter>> {
     if f.is_empty() {
         return Ok(None);
@@ -116,10 +122,7 @@ fn to_qfilter(f: &Filter) -> Result<Option<QFilter>> {
     for c in &f.must {
         match c {
             Condition::AnyOf { key, values } => {
-                let key = key
-                    .as_str()
-                    .try_into()
-                    .map_err(|_| Error::Invalid(format!("bad payload key {key:?}")))?;
+                let key = payload_key(key)?;
                 // An OR of exact matches: one nested filter of `should` conditions.
                 let should: Vec<QCondition> = values
                     .iter()
@@ -138,10 +141,7 @@ fn to_qfilter(f: &Filter) -> Result<Option<QFilter>> {
                 }));
             }
             Condition::Range { key, gte, lte } => {
-                let key = key
-                    .as_str()
-                    .try_into()
-                    .map_err(|_| Error::Invalid(format!("bad payload key {key:?}")))?;
+                let key = payload_key(key)?;
                 let range = Range {
                     lt: None,
                     gt: None,
@@ -209,9 +209,7 @@ impl VectorStore for EdgeStore {
                 FieldType::Keyword => PayloadSchemaType::Keyword,
                 FieldType::Integer => PayloadSchemaType::Integer,
             };
-            let field_name = (*field)
-                .try_into()
-                .map_err(|_| Error::Invalid(format!("bad payload key {field:?}")))?;
+            let field_name = payload_key(field)?;
             shard
                 .update(UpdateOperation::FieldIndexOperation(
                     FieldIndexOperations::CreateIndex(CreateIndex {
