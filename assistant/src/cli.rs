@@ -8,9 +8,7 @@ use anyhow::Context;
 use assistant::config::Config;
 use assistant::model_store;
 use models::catalog::{self, Catalog, FetchEvent, Status};
-use models::chat_template::ChatMessage;
-use models::llm::{GenerationParams, LoadOptions, PrefillWeights};
-use models::sampling::Sampling;
+use models::llm::{LoadOptions, PrefillWeights};
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
@@ -269,51 +267,142 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn ask(
-    cfg: &Config,
-    question: &str,
-    max_tokens: Option<usize>,
-    seed: u64,
-    temperature: Option<f32>,
-) -> anyhow::Result<()> {
+/// Prints start-up progress lines to stderr.
+fn start_progress() -> assistant::serve::Progress {
+    std::sync::Arc::new(|line: &str| eprintln!("{line}"))
+}
+
+/// One turn in the terminal through the same pipeline as the service (router, retrieval,
+/// evidence gate, verified streaming, handoff), stored in the same database.
+pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Result<()> {
+    use assistant::dialogue::{Event, TurnRequest};
     anyhow::ensure!(!question.trim().is_empty(), "the question is empty");
-    let mut progress = progress_printer();
-    let path = model_store::llm_path(cfg, &mut progress)?;
-    let mut llm = models::llm::Llm::load(&path, &cfg.llm.load)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let mut params = GenerationParams {
-        max_tokens: max_tokens.unwrap_or(cfg.llm.generation.max_tokens),
-        ..cfg.llm.generation.clone()
-    };
-    params.sampling.seed = seed;
-    if let Some(t) = temperature {
-        params.sampling.sampling = Sampling::Sample {
-            temperature: t,
-            top_k: Some(40),
-            top_p: Some(0.9),
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async {
+        let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let req = TurnRequest {
+            session_id: session,
+            message: question.to_string(),
+            channel: Some("cli".into()),
+            profile: None,
         };
+        let turn = async {
+            let r = assistant.turn(req, tx).await;
+            r.map_err(anyhow::Error::from)
+        };
+        let print = async {
+            let mut out = std::io::stdout();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    Event::Meta {
+                        session_id,
+                        intent,
+                        rewritten,
+                        ..
+                    } => {
+                        eprintln!(
+                            "[会话 {session_id} · {}{}]",
+                            intent.as_str(),
+                            rewritten
+                                .map(|r| format!(" · 改写为：{r}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                    Event::Token(t) => {
+                        let _ = out.write_all(t.as_bytes());
+                        let _ = out.flush();
+                    }
+                    Event::Citations(cs) => {
+                        println!();
+                        for c in cs {
+                            println!(
+                                "[{}] 《{}》{} {}\n    “{}”",
+                                c.n, c.title, c.doc_number, c.section, c.quote
+                            );
+                        }
+                    }
+                    Event::Jobs { jobs, relaxed } => {
+                        println!();
+                        if let Some(r) = relaxed {
+                            println!("（放宽条件：{r}）");
+                        }
+                        for j in jobs {
+                            println!(
+                                "· {} | {} | {}{} | {} | {} | 联系 {} | 截止 {}",
+                                j.title,
+                                j.company,
+                                j.city,
+                                j.district,
+                                j.salary,
+                                j.employment_type,
+                                j.contact,
+                                j.expires_at
+                            );
+                        }
+                    }
+                    Event::Handoff(h) => println!(
+                        "\n[已转人工 · 工单 {} · 排队第{}位]",
+                        h.ticket_id, h.position
+                    ),
+                    Event::Done { .. } => println!(),
+                    Event::Error { code, message } => eprintln!("error {code}: {message}"),
+                }
+            }
+        };
+        let (r, ()) = tokio::join!(turn, print);
+        r
+    })
+}
+
+/// Runs the service until Ctrl-C or SIGTERM, then lets answers in flight finish.
+pub fn serve(cfg: &Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async {
+        let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = assistant::serve::start(cfg, assistant, async {
+            let _ = stop_rx.await;
+        })
+        .await?;
+        println!("乐业助手已启动：http://{}/  （Ctrl-C 停止）", running.addr);
+        let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+        let signal = async {
+            shutdown_signal().await;
+            let _ = stop_tx.send(());
+            eprintln!(
+                "正在停止：不再接受新连接，等待进行中的回答结束（最多 {} 秒）",
+                grace.as_secs()
+            );
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = running.wait() => r.context("serving")?,
+            () = signal => eprintln!("等待超时，强制退出"),
+        }
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
-    let messages = [
-        ChatMessage::system("你是乐业助手，山东省就业创业服务的智能助手。请用简短的中文回答；不确定的金额、日期和条件不要编造，建议咨询当地人社部门或拨打12333。"),
-        ChatMessage::user(question),
-    ];
-    let mut out = std::io::stdout();
-    let g = llm.generate(&messages, &params, |piece| {
-        let _ = out.write_all(piece.as_bytes());
-        out.flush().is_ok()
-    })?;
-    println!();
-    let s = &g.stats;
-    eprintln!(
-        "[{} prompt tokens, {} answer tokens, TTFT {:.2} s, {:.1} tok/s decode, {:?}]",
-        s.prompt_tokens,
-        s.completion_tokens,
-        s.time_to_first_token.as_secs_f64(),
-        s.completion_tokens.saturating_sub(1) as f64
-            / (s.total - s.time_to_first_token).as_secs_f64().max(1e-6),
-        s.finish
-    );
-    Ok(())
 }
 
 pub fn ingest(cfg: &Config, paths: &[PathBuf], remove: &[String]) -> anyhow::Result<()> {

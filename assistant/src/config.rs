@@ -25,6 +25,95 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The sentence embedder.
     pub embedder: EmbedderConfig,
+    /// Where vectors live: the embedded store (default) or a Qdrant server.
+    pub qdrant: QdrantConfig,
+    /// The HTTP service.
+    pub server: ServerConfig,
+    /// Conversation storage.
+    pub database: DatabaseConfig,
+    /// Dialogue behaviour (evidence gate, answer limits, service hours).
+    pub dialogue: crate::dialogue::DialogueConfig,
+    /// The knowledge `leye serve` ingests at start.
+    pub knowledge: KnowledgeConfig,
+}
+
+/// HTTP service settings. Limits are per process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub bind: String,
+    /// Largest accepted request body, bytes (default 16 KiB).
+    pub max_body_bytes: usize,
+    /// Longest accepted message, characters (default 2000).
+    pub max_message_chars: usize,
+    /// API calls per minute per client IP (default 60; 0 = unlimited).
+    pub ip_per_minute: u32,
+    /// Burst allowed per IP (default 20).
+    pub ip_burst: u32,
+    /// Messages per minute per session (default 12; 0 = unlimited).
+    pub session_per_minute: u32,
+    /// Burst allowed per session (default 5).
+    pub session_burst: u32,
+    /// Bearer token for `/api/v1/console/*`; unset: the console API answers 503.
+    pub console_token: Option<String>,
+    /// Seconds in-flight answers get to finish at shutdown (default 30).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024,
+            max_message_chars: 2000,
+            ip_per_minute: 60,
+            ip_burst: 20,
+            session_per_minute: 12,
+            session_burst: 5,
+            console_token: None,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`; unset: `DATABASE_URL` when set, else SQLite at
+    /// `<home>/leye.db`.
+    pub url: Option<String>,
+}
+
+/// Bundled knowledge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// Files or folders ingested at start (unchanged ones are skipped by content hash).
+    /// Default: the repository's `knowledge/data`.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../knowledge/data")],
+        }
+    }
+}
+
+/// Vector store settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QdrantConfig {
+    /// gRPC address of a Qdrant server (e.g. `http://qdrant:6334`). Unset (the default): the
+    /// embedded qdrant-edge store under `<home>/qdrant`.
+    pub url: Option<String>,
+    /// API key for the server, if it wants one.
+    pub api_key: Option<String>,
+    /// Limit on each server call, in seconds (default 30).
+    pub timeout_secs: Option<u64>,
 }
 
 /// Language model settings.
@@ -59,6 +148,11 @@ impl Default for Config {
             home: models::catalog::leye_home(),
             llm: LlmConfig::default(),
             embedder: EmbedderConfig::default(),
+            qdrant: QdrantConfig::default(),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            dialogue: Default::default(),
+            knowledge: KnowledgeConfig::default(),
         }
     }
 }
@@ -196,11 +290,70 @@ impl Config {
         if let Err(e) = self.llm.generation.sampling.validate() {
             bad.push(format!("llm.generation.sampling: {e}"));
         }
+        if let Some(url) = &self.qdrant.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bad.push(format!(
+                    "qdrant.url: {url:?} must start with http:// or https:// (the gRPC port, 6334)"
+                ));
+            }
+        }
+        if self.qdrant.timeout_secs == Some(0) {
+            bad.push("qdrant.timeout_secs: must be at least 1".into());
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            bad.push(format!(
+                "server.bind: {:?} is not an address like 127.0.0.1:8080",
+                self.server.bind
+            ));
+        }
+        if self.server.max_body_bytes < 256 {
+            bad.push("server.max_body_bytes: must be at least 256".into());
+        }
+        if self.server.max_message_chars == 0 {
+            bad.push("server.max_message_chars: must be at least 1".into());
+        }
+        if let Some(t) = &self.server.console_token {
+            if t.len() < 16 {
+                bad.push("server.console_token: use at least 16 characters".into());
+            }
+        }
+        if let Some(url) = &self.database.url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                bad.push("database.url: must start with sqlite: or postgres://".into());
+            }
+        }
+        let d = &self.dialogue;
+        if d.evidence_k == 0 || d.evidence_k > 8 {
+            bad.push("dialogue.evidence_k: must be between 1 and 8".into());
+        }
+        if d.passage_chars < 50 {
+            bad.push("dialogue.passage_chars: must be at least 50".into());
+        }
+        if !(0.0..=1.0).contains(&d.min_dense_score) || !(0.0..=1.0).contains(&d.min_term_overlap) {
+            bad.push("dialogue.min_dense_score / min_term_overlap: must be within 0..1".into());
+        }
+        if d.generation.max_tokens == 0 || d.generation.max_tokens >= self.llm.load.max_context {
+            bad.push(
+                "dialogue.generation.max_tokens: must be between 1 and llm.load.max_context".into(),
+            );
+        }
         if bad.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(bad))
         }
+    }
+
+    /// The database URL: `database.url`, else `DATABASE_URL`, else SQLite under home.
+    pub fn database_url(&self) -> String {
+        self.database
+            .url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| crate::store::Db::sqlite_url(&self.home))
     }
 
     /// Where models are stored: `<home>/models`.

@@ -10,6 +10,7 @@ use retrieval::edge::EdgeStore;
 use retrieval::hybrid::Retriever;
 use retrieval::indexer::{Indexer, Outcome};
 use retrieval::lexical::Bm25;
+use retrieval::server::{ServerConfig, ServerStore};
 use retrieval::store::VectorStore;
 
 use crate::config::Config;
@@ -63,14 +64,24 @@ pub struct KnowledgeBase {
 }
 
 impl KnowledgeBase {
-    /// Opens the store under `<home>/qdrant` and loads the embedder (fetching it if needed).
+    /// Opens the store (`qdrant.url`, else the embedded one under `<home>/qdrant`) and loads the embedder (fetching it if needed).
     pub fn open(
         cfg: &Config,
         progress: &mut dyn FnMut(models::catalog::FetchEvent),
     ) -> Result<Self, KbError> {
-        let store = EdgeStore::open(&cfg.home.join("qdrant"))?;
+        let store: Box<dyn VectorStore> = match &cfg.qdrant.url {
+            Some(url) => {
+                let mut server = ServerConfig::new(url);
+                server.api_key = cfg.qdrant.api_key.clone();
+                if let Some(t) = cfg.qdrant.timeout_secs {
+                    server.timeout = std::time::Duration::from_secs(t);
+                }
+                Box::new(ServerStore::connect(&server)?)
+            }
+            None => Box::new(EdgeStore::open(&cfg.home.join("qdrant"))?),
+        };
         let embedder = Embedder::load(&crate::model_store::embedder_path(cfg, progress)?)?;
-        Self::with_store(Box::new(store), embedder, ChunkConfig::default())
+        Self::with_store(store, embedder, ChunkConfig::default())
     }
 
     /// A knowledge base over any store (tests use this with a temporary or server store).
@@ -107,7 +118,12 @@ impl KnowledgeBase {
         }
     }
 
-    /// The underlying store.
+    /// The sentence embedder (queries for routing, passages for ingest).
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// The vector store.
     pub fn store(&self) -> &dyn VectorStore {
         self.store.as_ref()
     }

@@ -6,13 +6,23 @@
 //! - [`knowledge_base`]: the vector store with embedder and BM25: ingest and search.
 //! - [`model_store`]: finding (and on demand fetching) the configured models.
 //!
-//! The HTTP service, dialogue and handoff arrive in later issues; the layout in DESIGN.md
-//! (`http/`, `channels/`, `guard`, `dialogue`, `handoff`, `store`) is where they go.
+//! - [`guard`]: PII masking and rate limits.
+//! - [`dialogue`]: router, memory, job search, evidence gate, prompt, verifier: one turn.
+//! - [`store`]: conversations in SQLite or PostgreSQL (sqlx), one set of migrations.
+//! - [`http`]: the axum service (v1 API, SSE, health, metrics, the web widget).
+//! - [`metrics`]: Prometheus counters and histograms.
+//! - [`serve`]: start-up: config -> storage -> knowledge -> models -> listening socket.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod dialogue;
+pub mod guard;
+pub mod http;
 pub mod knowledge_base;
+pub mod metrics;
 pub mod model_store;
+pub mod serve;
+pub mod store;
 pub mod telemetry;
 
 // The lower crates, re-exported so the eval runner and other users need only this library.

@@ -39,19 +39,21 @@ enum Command {
     },
     /// Search the knowledge base and print ranked hits with their sections.
     Search(cli::SearchArgs),
-    /// Ask the assistant one question in the terminal; the answer streams to stdout.
+    /// Ask the assistant one question in the terminal, through the same pipeline as the
+    /// service (retrieval, verified answer with sources, job cards, handoff).
     Ask {
         /// The question, in Chinese.
         question: String,
-        /// Maximum tokens of the answer.
+        /// Continue this session (follow-ups, profile).
         #[arg(long)]
-        max_tokens: Option<usize>,
-        /// Sampling seed (with --temperature).
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Sample at this temperature instead of greedy decoding.
+        session: Option<String>,
+    },
+    /// Run the service: ingest the bundled knowledge when new or changed, load the models,
+    /// serve the API and the web chat on `server.bind` (default http://127.0.0.1:8080/).
+    Serve {
+        /// Listen here instead of `server.bind`.
         #[arg(long)]
-        temperature: Option<f32>,
+        bind: Option<String>,
     },
 }
 
@@ -124,12 +126,15 @@ fn main() -> std::process::ExitCode {
             },
             Command::Ingest { paths, remove } => cli::ingest(&cfg, &paths, &remove),
             Command::Search(args) => cli::search(&cfg, &args),
-            Command::Ask {
-                question,
-                max_tokens,
-                seed,
-                temperature,
-            } => cli::ask(&cfg, &question, max_tokens, seed, temperature),
+            Command::Ask { question, session } => cli::ask(&cfg, &question, session),
+            Command::Serve { bind } => {
+                let mut cfg = cfg;
+                if let Some(b) = bind {
+                    cfg.server.bind = b;
+                    cfg.validate()?;
+                }
+                cli::serve(&cfg)
+            }
         }
     })();
     match result {

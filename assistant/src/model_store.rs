@@ -43,3 +43,9 @@ pub fn ensure(
         Err(_) => catalog::fetch(&dir, spec, &FetchOptions::default(), progress),
     }
 }
+
+/// A fetch-progress sink for services: the fetch itself logs its progress every few seconds,
+/// so nothing is drawn on the terminal.
+pub fn quiet_progress() -> impl FnMut(FetchEvent) {
+    |_| {}
+}

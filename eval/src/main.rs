@@ -40,6 +40,16 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         queries: usize,
     },
+    /// Chat turns through the whole pipeline: TTFT and turn latency p50/p95 one at a time,
+    /// then N sessions at once (queueing without errors).
+    Chat {
+        /// Questions, one per line.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/chat_questions.txt"))]
+        questions: PathBuf,
+        /// Sessions sent at once in the load part.
+        #[arg(long, default_value_t = 16)]
+        parallel: usize,
+    },
 }
 
 fn default_corpus() -> Vec<PathBuf> {
@@ -129,8 +139,13 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Bench { synthetic, queries } => bench::run(&cfg, synthetic, queries)?,
+        Cmd::Chat {
+            questions,
+            parallel,
+        } => chat_bench::run(&cfg, &questions, parallel)?,
     }
     Ok(())
 }
 
 mod bench;
+mod chat_bench;

@@ -121,6 +121,11 @@ impl Generator {
         Err(Error::WorkerStopped)
     }
 
+    /// Whether the worker has stopped (its thread ended); readiness reports it.
+    pub fn is_stopped(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Requests waiting in the queue now.
     pub fn queue_depth(&self) -> usize {
         self.queued.load(Ordering::SeqCst)

@@ -99,6 +99,22 @@ impl EdgeStore {
         Ok(store)
     }
 
+    /// Whether the collection exists.
+    pub fn has_collection(&self, name: &str) -> bool {
+        self.shard(name).is_ok()
+    }
+
+    /// Names of the collections, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shards
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     fn shard(&self, name: &str) -> Result<Arc<EdgeShard>> {
         self.shards
             .read()

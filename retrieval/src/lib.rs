@@ -5,6 +5,8 @@
 //!   vectors, filters, hits), independent of any Qdrant crate so that the embedded and the
 //!   server store are interchangeable.
 //! - [`edge`]: [`edge::EdgeStore`], the default: qdrant-edge in process, on disk.
+//! - [`server`]: [`server::ServerStore`], a Qdrant server over gRPC (`qdrant-client`), chosen
+//!   by config `qdrant.url`.
 //! - [`lexical`]: BM25 sparse vectors with Chinese segmentation (qdrant-edge's `EdgeBm25` with
 //!   the multilingual tokenizer, which segments Chinese with jieba).
 //! - [`indexer`]: documents and job listings to points (e5 passage vector, BM25 vector,
@@ -18,6 +20,7 @@ pub mod edge;
 pub mod hybrid;
 pub mod indexer;
 pub mod lexical;
+pub mod server;
 pub mod store;
 
 pub use models::embed::DIM as DENSE_DIM;
@@ -29,6 +32,9 @@ pub enum Error {
     /// The embedded Qdrant failed.
     #[error("qdrant-edge: {0}")]
     Edge(String),
+    /// The Qdrant server failed or could not be reached.
+    #[error("qdrant server: {0}")]
+    Server(String),
     /// Embedding failed.
     #[error("embedding")]
     Model(#[from] models::Error),

@@ -53,3 +53,6 @@ pub fn data(name: &str) -> PathBuf {
 pub fn has_chinese(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
+
+pub mod cdp;
+pub mod service;

@@ -1,0 +1,171 @@
+//! A minimal Chrome DevTools Protocol client for testing pages in real headless Chromium:
+//! launch, navigate, evaluate JavaScript, wait for a condition. Blocking (one websocket).
+
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// A headless Chromium with one page.
+pub struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+/// The Chromium binary: `$CHROMIUM`, else the first of the usual names on `PATH`.
+pub fn chromium_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+    .find(|p| p.is_file())
+}
+
+impl Browser {
+    /// Launches Chromium headless with a phone-sized window and opens `url`.
+    pub fn launch(url: &str) -> Result<Self, String> {
+        let bin = chromium_binary()
+            .ok_or("no Chromium found (install Debian `chromium`, or set CHROMIUM)")?;
+        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let child = Command::new(&bin)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                "--window-size=390,844",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        // Chromium writes its port to DevToolsActivePort once it listens.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Ok(s) = std::fs::read_to_string(&port_file) {
+                if let Some(p) = s.lines().next().and_then(|l| l.trim().parse::<u16>().ok()) {
+                    break p;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("Chromium did not open its DevTools port within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let list: Vec<Value> = reqwest::blocking::get(format!("http://127.0.0.1:{port}/json/list"))
+            .and_then(|r| r.json())
+            .map_err(|e| format!("DevTools target list: {e}"))?;
+        let ws_url = list
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .ok_or("no page target")?
+            .to_string();
+        let (ws, _) = tungstenite::connect(ws_url).map_err(|e| format!("DevTools socket: {e}"))?;
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(60)))
+                .map_err(|e| e.to_string())?;
+        }
+        let mut b = Self {
+            child,
+            _profile: profile,
+            ws,
+            next_id: 1,
+        };
+        b.call("Page.enable", json!({}))?;
+        b.call("Page.navigate", json!({ "url": url }))?;
+        b.wait_for(
+            "document.readyState === 'complete'",
+            Duration::from_secs(30),
+        )?;
+        Ok(b)
+    }
+
+    /// Sends a command and returns its result (events arriving meanwhile are skipped).
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws
+            .send(Message::Text(msg))
+            .map_err(|e| format!("{method}: {e}"))?;
+        loop {
+            let m = match self.ws.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    return Err(format!("{method}: no answer"))
+                }
+                Err(e) => return Err(format!("{method}: {e}")),
+            };
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+            if v["id"] == id {
+                if let Some(err) = v.get("error") {
+                    return Err(format!("{method}: {err}"));
+                }
+                return Ok(v["result"].clone());
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page (promises awaited) and returns its value.
+    pub fn eval(&mut self, expr: &str) -> Result<Value, String> {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        )?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            return Err(format!("{expr}: {ex}"));
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// Polls `expr` until it is truthy; returns its value.
+    pub fn wait_for(&mut self, expr: &str, timeout: Duration) -> Result<Value, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.eval(expr)?;
+            let truthy = match &v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::String(s) => !s.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for: {expr}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

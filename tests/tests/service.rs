@@ -1,0 +1,534 @@
+//! End to end over HTTP: a real `leye serve` on 127.0.0.1:0 with the real model, the embedded
+//! Qdrant store holding the bundled knowledge, and SQLite; plus the web widget in real
+//! headless Chromium.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use knowledge::jobs::JobListing;
+use serde_json::{json, Value};
+use tests::service::{service, CONSOLE_TOKEN, TODAY};
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client")
+}
+
+fn chat(body: Value) -> Value {
+    let r = client()
+        .post(format!("{}/api/v1/chat", service().base))
+        .json(&body)
+        .send()
+        .expect("request");
+    let status = r.status();
+    let v: Value = r.json().expect("json");
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+/// Streams a turn; returns (event name, data) in order, and the response headers.
+fn stream(body: Value) -> (Vec<(String, Value)>, reqwest::header::HeaderMap) {
+    let r = client()
+        .post(format!("{}/api/v1/chat/stream", service().base))
+        .json(&body)
+        .send()
+        .expect("request");
+    assert!(r.status().is_success(), "{}", r.status());
+    let headers = r.headers().clone();
+    let mut events = Vec::new();
+    let mut name = String::new();
+    let mut data = String::new();
+    for line in BufReader::new(r).lines() {
+        let line = line.expect("read stream");
+        if let Some(n) = line.strip_prefix("event:") {
+            name = n.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            data.push_str(d.trim_start());
+        } else if line.is_empty() && !data.is_empty() {
+            events.push((
+                std::mem::take(&mut name),
+                serde_json::from_str(&std::mem::take(&mut data)).expect("event json"),
+            ));
+        }
+    }
+    (events, headers)
+}
+
+fn listings() -> HashMap<String, JobListing> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../knowledge/data/jobs/sample_jobs.jsonl");
+    let text = std::fs::read_to_string(path).expect("sample jobs");
+    knowledge::jobs::load_jsonl(&text)
+        .listings
+        .into_iter()
+        .map(|l| (l.id.clone(), l))
+        .collect()
+}
+
+#[test]
+fn a_policy_question_is_answered_with_the_document_cited() {
+    let v = chat(json!({"message": "山东打造灵活就业人员就业创业服务平台有哪些举措？"}));
+    assert_eq!(v["intent"], "policy", "{v}");
+    let answer = v["answer"].as_str().expect("answer");
+    assert!(tests::has_chinese(answer), "{answer}");
+    let cites = v["citations"].as_array().expect("citations");
+    assert!(
+        cites
+            .iter()
+            .any(|c| c["doc_number"] == "鲁人社发〔2025〕9号"
+                && c["doc_id"] == "sd-2025-leye-shandong"),
+        "the 9号 document is cited: {v}"
+    );
+    for c in cites {
+        assert!(!c["quote"].as_str().unwrap_or_default().is_empty(), "{c}");
+        let marker = format!("[{}]", c["n"]);
+        assert!(
+            answer.contains(&marker),
+            "citation {marker} appears in the answer: {answer}"
+        );
+    }
+    // The turn is stored complete with its citations.
+    let msgs = service().messages(v["session_id"].as_str().expect("session"));
+    let last = msgs.last().expect("answer row");
+    assert_eq!(
+        (last.role.as_str(), last.status.as_str()),
+        ("assistant", "complete")
+    );
+    assert!(last.citations.contains("鲁人社发〔2025〕9号"));
+}
+
+#[test]
+fn a_question_the_documents_do_not_cover_gets_the_not_covered_reply() {
+    let v = chat(json!({"message": "申领海南省远洋渔船燃油补贴需要满足什么条件？"}));
+    let answer = v["answer"].as_str().expect("answer");
+    assert!(answer.contains("没有找到"), "{answer}");
+    assert!(
+        answer.contains("转人工") && answer.contains("12333"),
+        "{answer}"
+    );
+    assert_eq!(v["citations"], json!([]), "nothing is cited: {v}");
+}
+
+#[test]
+fn asking_for_a_person_creates_an_escalation_in_the_console_queue() {
+    let v = chat(json!({"message": "我要转人工"}));
+    assert_eq!(v["intent"], "handoff");
+    let h = &v["handoff"];
+    assert_eq!(h["status"], "waiting", "{v}");
+    assert!(h["position"].as_i64().expect("position") >= 1);
+    assert!(
+        v["answer"].as_str().expect("answer").contains("排在第"),
+        "{v}"
+    );
+    let url = format!("{}/api/v1/console/queue", service().base);
+    let denied = client().get(&url).send().expect("request");
+    assert_eq!(denied.status(), 401);
+    let body: Value = denied.json().expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let q: Value = client()
+        .get(&url)
+        .bearer_auth(CONSOLE_TOKEN)
+        .send()
+        .expect("request")
+        .json()
+        .expect("json");
+    let queue = q["queue"].as_array().expect("queue");
+    assert!(
+        queue
+            .iter()
+            .any(|e| e["ticket_id"] == h["ticket_id"] && e["session_id"] == v["session_id"]),
+        "{q}"
+    );
+    // The explicit endpoint (the widget's 转人工 button) returns the same open ticket.
+    let sid = v["session_id"].as_str().expect("sid");
+    let again: Value = client()
+        .post(format!("{}/api/v1/sessions/{sid}/handoff", service().base))
+        .json(&json!({}))
+        .send()
+        .expect("request")
+        .json()
+        .expect("json");
+    assert_eq!(again["ticket_id"], h["ticket_id"]);
+}
+
+#[test]
+fn wage_arrears_and_crisis_go_to_a_person_with_the_right_lines() {
+    let v = chat(json!({"message": "老板拖欠工资三个月了怎么办"}));
+    assert_eq!(v["handoff"]["reason"], "wage_dispute", "{v}");
+    assert!(v["answer"].as_str().expect("a").contains("12333"));
+    let v = chat(json!({"message": "找不到工作，我不想活了"}));
+    assert_eq!(v["handoff"]["reason"], "crisis", "{v}");
+    assert!(v["answer"].as_str().expect("a").contains("心理援助热线"));
+}
+
+#[test]
+fn pii_never_reaches_the_database_or_the_logs() {
+    let id = "370102199003071234";
+    let phone = "13812345678";
+    let card = "6222021234567890123";
+    let v = chat(json!({
+        "message": format!("我的身份证号是{id}，手机{phone}，银行卡{card}，失业保险金怎么领取？")
+    }));
+    let sid = v["session_id"].as_str().expect("sid");
+    let msgs = service().messages(sid);
+    assert!(
+        msgs[0].text.contains("[身份证号]") && msgs[0].text.contains("[手机号]"),
+        "{:?}",
+        msgs[0]
+    );
+    for t in service().stored_texts() {
+        for secret in [id, phone, card] {
+            assert!(!t.contains(secret), "PII in the database: {t}");
+        }
+    }
+    let logs = service().log_text();
+    assert!(!logs.is_empty(), "logs were captured");
+    for secret in [id, phone, card] {
+        assert!(!logs.contains(secret), "PII in the logs");
+    }
+    let transcript: Value = client()
+        .get(format!("{}/api/v1/sessions/{sid}", service().base))
+        .send()
+        .expect("request")
+        .json()
+        .expect("json");
+    assert!(
+        !transcript.to_string().contains(id),
+        "the transcript is masked"
+    );
+}
+
+#[test]
+fn sse_events_come_in_order_with_the_streaming_headers() {
+    let (events, headers) = stream(json!({"message": "高校毕业生可以得到哪些就业创业服务？"}));
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"meta"), "{names:?}");
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    let first_token = names.iter().position(|n| *n == "token").expect("tokens");
+    let citations = names
+        .iter()
+        .position(|n| *n == "citations")
+        .expect("citations");
+    assert!(first_token < citations, "{names:?}");
+    assert!(
+        names[first_token..citations].iter().all(|n| *n == "token"),
+        "{names:?}"
+    );
+    // The tokens add up to the final answer.
+    let streamed: String = events
+        .iter()
+        .filter(|(n, _)| n == "token")
+        .map(|(_, d)| d["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(streamed, events.last().expect("done").1["answer"]);
+}
+
+#[test]
+fn a_follow_up_is_rewritten_and_job_search_keeps_to_the_city_and_validity() {
+    let all = listings();
+    let today: chrono::NaiveDate = TODAY.parse().expect("date");
+    let v = chat(json!({"message": "济南有哪些招聘岗位？"}));
+    assert_eq!(v["intent"], "job", "{v}");
+    let sid = v["session_id"].as_str().expect("sid").to_string();
+    let v2 = chat(json!({"session_id": sid, "message": "那青岛呢？"}));
+    assert_eq!(v2["rewritten"], "青岛有哪些招聘岗位？", "{v2}");
+    for (turn, city) in [(&v, "济南市"), (&v2, "青岛市")] {
+        let jobs = turn["jobs"].as_array().expect("jobs");
+        assert!(!jobs.is_empty(), "{turn}");
+        for j in jobs {
+            let l = &all[j["id"].as_str().expect("id")];
+            assert_eq!(l.city, city, "wrong city: {j}");
+            assert!(l.is_valid_on(today), "expired listing shown: {j}");
+            assert_eq!(j["exact_match"], true);
+        }
+    }
+    // Salary and type filters hold too.
+    let v = chat(json!({"message": "烟台月薪6000以上的全职工作"}));
+    for j in v["jobs"].as_array().expect("jobs") {
+        let l = &all[j["id"].as_str().expect("id")];
+        assert_eq!(l.city, "烟台市");
+        assert!(l.salary_max >= 6000 && l.salary_unit == knowledge::jobs::SalaryUnit::Month);
+        assert_eq!(l.employment_type, knowledge::jobs::EmploymentType::FullTime);
+        assert!(l.is_valid_on(today));
+    }
+}
+
+#[test]
+fn no_match_offers_a_labelled_relaxed_search_never_passed_off_as_a_match() {
+    let all = listings();
+    let v = chat(json!({"message": "威海日薪900元以上的退役军人零工"}));
+    let answer = v["answer"].as_str().expect("answer");
+    let jobs = v["jobs"].as_array().expect("jobs");
+    if jobs.is_empty() {
+        assert!(answer.contains("没有找到"), "{answer}");
+        return;
+    }
+    assert!(answer.contains("没有找到完全符合条件"), "{answer}");
+    assert!(v["jobs_relaxed"].is_string(), "{v}");
+    for j in jobs {
+        assert_eq!(j["exact_match"], false, "{j}");
+        let l = &all[j["id"].as_str().expect("id")];
+        assert!(l.is_valid_on(TODAY.parse().expect("date")));
+    }
+}
+
+#[test]
+fn bad_requests_get_json_errors_with_codes() {
+    let base = &service().base;
+    let c = client();
+    let r = c
+        .post(format!("{base}/api/v1/chat"))
+        .header("content-type", "application/json")
+        .body("{\"message\": ")
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().expect("json")["error"]["code"],
+        "invalid_json"
+    );
+
+    let big = "好".repeat(service().config.server.max_body_bytes);
+    let r = c
+        .post(format!("{base}/api/v1/chat"))
+        .json(&json!({"message": big}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().expect("json")["error"]["code"],
+        "body_too_large"
+    );
+
+    let r = c
+        .post(format!("{base}/api/v1/chat"))
+        .body("message=hi")
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 415);
+
+    for (body, code) in [
+        (json!({"message": "   "}), "empty_message"),
+        (json!({"msg": "你好"}), "invalid_request"),
+        (
+            json!({"message": "你好", "session_id": "../../etc"}),
+            "invalid_session_id",
+        ),
+    ] {
+        let r = c
+            .post(format!("{base}/api/v1/chat"))
+            .json(&body)
+            .send()
+            .expect("request");
+        assert!(r.status().is_client_error(), "{body}");
+        assert_eq!(
+            r.json::<Value>().expect("json")["error"]["code"],
+            code,
+            "{body}"
+        );
+    }
+    let r = c
+        .get(format!("{base}/api/v1/sessions/nosuchsession"))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.json::<Value>().expect("json")["error"]["code"],
+        "session_not_found"
+    );
+}
+
+#[test]
+fn the_session_rate_limit_answers_429_with_retry_after() {
+    let c = client();
+    let sid = format!("ratelimit{}", std::process::id());
+    let mut last = None;
+    for _ in 0..8 {
+        let r = c
+            .post(format!("{}/api/v1/chat", service().base))
+            .json(&json!({"session_id": sid, "message": "你好"}))
+            .send()
+            .expect("request");
+        if r.status() == 429 {
+            last = Some(r);
+            break;
+        }
+        assert!(r.status().is_success());
+    }
+    let r = last.expect("the limit is reached within 8 messages (burst 5)");
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        r.json::<Value>().expect("json")["error"]["code"],
+        "rate_limited"
+    );
+}
+
+#[test]
+fn health_readiness_and_metrics() {
+    let base = &service().base;
+    let c = client();
+    assert_eq!(
+        c.get(format!("{base}/healthz")).send().expect("r").status(),
+        200
+    );
+    let ready: Value = c
+        .get(format!("{base}/readyz"))
+        .send()
+        .expect("r")
+        .json()
+        .expect("j");
+    assert_eq!(ready["ready"], true, "{ready}");
+    chat(json!({"message": "你好"}));
+    let m = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .expect("r")
+        .text()
+        .expect("t");
+    for needle in [
+        "leye_http_requests_total{route=\"/api/v1/chat\",status=\"200\"}",
+        "leye_turns_total{intent=\"smalltalk\"}",
+        "leye_time_to_first_token_seconds_bucket",
+        "leye_turn_latency_seconds_count",
+        "leye_llm_queue_depth",
+    ] {
+        assert!(m.contains(needle), "{needle} in\n{m}");
+    }
+}
+
+#[test]
+fn feedback_is_stored() {
+    let v = chat(json!({"message": "你好"}));
+    let sid = v["session_id"].as_str().expect("sid");
+    let r = client()
+        .post(format!("{}/api/v1/sessions/{sid}/feedback", service().base))
+        .json(&json!({"turn_id": v["turn_id"], "rating": "down", "comment": "请留电话13912345678"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let texts = service().stored_texts();
+    assert!(
+        texts.iter().any(|t| t == "请留电话[手机号]"),
+        "masked comment stored"
+    );
+    let r = client()
+        .post(format!("{}/api/v1/sessions/{sid}/feedback", service().base))
+        .json(&json!({"rating": "meh"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 422);
+}
+
+#[test]
+fn a_client_that_goes_away_mid_answer_leaves_the_question_and_an_incomplete_turn() {
+    use std::io::{Read, Write};
+    // A raw socket, so that hanging up really closes the connection at once.
+    let addr = service().base.trim_start_matches("http://").to_string();
+    let mut sock = std::net::TcpStream::connect(&addr).expect("connect");
+    let body = json!({"message": "农村务工人员有哪些就业服务？"}).to_string();
+    write!(
+        sock,
+        "POST /api/v1/chat/stream HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    // Read until the meta event has arrived, then hang up.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let sid = loop {
+        let n = sock.read(&mut buf).expect("read");
+        assert!(n > 0, "stream ended before meta");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(i) = text.find("\"session_id\":\"") {
+            let rest = &text[i + 14..];
+            if let Some(j) = rest.find('"') {
+                break Some(rest[..j].to_string());
+            }
+        }
+    };
+    sock.shutdown(std::net::Shutdown::Both).expect("hang up");
+    drop(sock);
+    let sid = sid.expect("meta event");
+    // The turn notices at its next token and stores what it had.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let msgs = service().messages(&sid);
+        assert_eq!(msgs[0].text, "农村务工人员有哪些就业服务？");
+        if msgs.len() == 2 && msgs[1].status != "pending" {
+            assert_eq!(msgs[1].status, "incomplete", "{:?}", msgs[1]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the turn never ended");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_widget_streams_an_answer_with_a_citation_and_hands_off_in_chromium() {
+    let mut b = tests::cdp::Browser::launch(&format!("{}/", service().base))
+        .expect("headless Chromium (installed by .ci/run)");
+    b.wait_for(
+        "!!document.querySelector('.leye-bar input')",
+        Duration::from_secs(20),
+    )
+    .expect("widget rendered");
+    b.eval(
+        "(() => { const i = document.querySelector('.leye-bar input');
+                  i.value = '高校毕业生可以得到哪些就业创业服务？';
+                  document.querySelector('.leye-send').click(); return true; })()",
+    )
+    .expect("type and send");
+    // The answer streams into the bubble, then its sources appear under it.
+    b.wait_for(
+        "(() => { const t = document.querySelectorAll('.leye-bot .leye-text');
+                  return t.length > 0 && t[t.length - 1].textContent.length > 0; })()",
+        Duration::from_secs(300),
+    )
+    .expect("streamed text");
+    let cite = b
+        .wait_for(
+            "(() => { const c = document.querySelector('.leye-cites');
+                      return c ? c.textContent : ''; })()",
+            Duration::from_secs(300),
+        )
+        .expect("citation");
+    assert!(
+        cite.as_str()
+            .unwrap_or_default()
+            .contains("鲁人社发〔2025〕9号"),
+        "{cite}"
+    );
+    b.wait_for(
+        "!!document.querySelector('.leye-fb')",
+        Duration::from_secs(60),
+    )
+    .expect("feedback buttons after done");
+    b.eval("document.querySelector('.leye-human').click()")
+        .expect("click 转人工");
+    let msg = b
+        .wait_for(
+            "[...document.querySelectorAll('.leye-sys')].map(e => e.textContent).join('|')",
+            Duration::from_secs(30),
+        )
+        .expect("queue message");
+    assert!(msg.as_str().unwrap_or_default().contains("排在第"), "{msg}");
+    let sid = b
+        .eval("localStorage.getItem('leye_session_id')")
+        .expect("session id");
+    let msgs = service().messages(sid.as_str().expect("sid"));
+    assert!(
+        msgs.iter().any(|m| m.text.starts_with("转人工")),
+        "{msgs:?}"
+    );
+}
