@@ -161,6 +161,11 @@ const JOB: &[&str] = &[
     "司机",
     "招人",
 ];
+/// Without one of these, a question is not a job search even when it sounds like one
+/// ("零工驿站设在哪里？" is about a service, not a listing).
+const JOB_SEEKING: &[&str] = &[
+    "找", "招", "应聘", "求职", "上班", "干活", "活干", "工作", "岗",
+];
 const STARTUP: &[&str] = &[
     "创业",
     "开店",
@@ -316,6 +321,13 @@ impl Router {
                     .max_by(|a, b| a.1.total_cmp(&b.1))
             })
             .map(|(i, _)| i)
+            .map(|i| {
+                if i == Intent::Job && !any(t, JOB_SEEKING) {
+                    Intent::Policy
+                } else {
+                    i
+                }
+            })
             // Without a signal, try the documents: the evidence gate says so if they do not
             // cover it.
             .unwrap_or(Intent::Policy);
@@ -404,5 +416,11 @@ mod tests {
             Intent::Policy,
             "no signal: try the documents"
         );
+        let job = near(Intent::Job);
+        assert_eq!(
+            r.route("零工驿站设在哪里？", Some(&job)).intent,
+            Intent::Policy
+        );
+        assert_eq!(r.route("有什么活干吗", Some(&job)).intent, Intent::Job);
     }
 }
