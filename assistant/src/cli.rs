@@ -571,6 +571,7 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
             types,
             min_salary: a.min_salary.map(|m| (m, unit)),
             groups,
+            educations: Vec::new(),
             today: chrono::Local::now().date_naive(),
             limit: a.limit,
             mode,

@@ -179,6 +179,7 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
                         types,
                         min_salary: None,
                         groups,
+                        educations: Vec::new(),
                         today: day,
                         limit: 10,
                         mode,

@@ -81,6 +81,8 @@ pub struct JobQuery {
     pub min_salary: Option<(u32, SalaryUnit)>,
     /// Groups (any of); empty: any.
     pub groups: Vec<Group>,
+    /// Accepted education requirements (any of, e.g. 不限, 高中, 大专); empty: any.
+    pub educations: Vec<String>,
     /// Listings must be valid on this day.
     pub today: NaiveDate,
     /// Results wanted.
@@ -194,6 +196,7 @@ impl Retriever<'_> {
         f.must.extend(any_of("employment_type", &types));
         let groups: Vec<String> = q.groups.iter().map(|g| g.as_str().to_string()).collect();
         f.must.extend(any_of("groups", &groups));
+        f.must.extend(any_of("education", &q.educations));
         if let Some((amount, unit)) = q.min_salary {
             f.must.push(Condition::AnyOf {
                 key: "salary_unit".into(),

@@ -93,15 +93,53 @@ pub fn find_types(text: &str) -> Vec<EmploymentType> {
     out
 }
 
+/// Education levels, lowest first; 高中 and 中专 are one level.
+const EDUCATION_LADDER: &[(&[&str], &[&str])] = &[
+    (&["初中"], &["初中"]),
+    (&["高中", "中专", "技校", "职高"], &["高中", "中专"]),
+    (&["大专", "专科"], &["大专"]),
+    (&["本科", "大学毕业", "学士"], &["本科"]),
+    (&["硕士", "研究生"], &["硕士"]),
+    (&["博士"], &["博士"]),
+];
+
+/// The listings' education requirements a person with the education named in `text` meets:
+/// 不限 and every level up to theirs. Empty when no education is named.
+pub fn find_educations(text: &str) -> Vec<String> {
+    let Some(level) = EDUCATION_LADDER
+        .iter()
+        .rposition(|(words, _)| words.iter().any(|w| text.contains(w)))
+    else {
+        return Vec::new();
+    };
+    std::iter::once("不限")
+        .chain(
+            EDUCATION_LADDER[..=level]
+                .iter()
+                .flat_map(|(_, req)| req.iter().copied()),
+        )
+        .map(str::to_string)
+        .collect()
+}
+
+/// The district named in `text`, from the districts listings actually have (longest name
+/// first, so 东昌府区 is not read as 昌府区).
+pub fn find_district(text: &str, known: &[String]) -> Option<String> {
+    let mut names: Vec<&String> = known.iter().filter(|d| text.contains(d.as_str())).collect();
+    names.sort_by_key(|d| std::cmp::Reverse(d.chars().count()));
+    names.first().map(|d| d.to_string())
+}
+
 /// Builds the job query: filters from the question, then from the profile for what the
-/// question leaves open.
-pub fn query(text: &str, profile: &Profile, today: NaiveDate) -> JobQuery {
+/// question leaves open. `districts` are the district names present in the listings.
+pub fn query(text: &str, profile: &Profile, today: NaiveDate, districts: &[String]) -> JobQuery {
     let city = find_city(text).or_else(|| profile.city.clone());
     let group = find_group(text).or(profile.group);
     JobQuery {
         text: text.to_string(),
         cities: city.into_iter().collect(),
-        districts: Vec::new(),
+        districts: find_district(text, districts).into_iter().collect(),
+        educations: find_educations(text),
         types: find_types(text),
         min_salary: find_min_salary(text),
         groups: group.into_iter().collect(),
@@ -124,12 +162,22 @@ pub fn relaxations(q: &JobQuery) -> Vec<(JobQuery, String)> {
             out.push((r, format!("{city}周边城市（{}）", near.join("、"))));
         }
     }
-    if !q.groups.is_empty() || !q.types.is_empty() || q.min_salary.is_some() {
+    if !q.districts.is_empty() {
+        let mut r = q.clone();
+        r.districts.clear();
+        out.push((r, "全市范围（不限区县）".into()));
+    }
+    if !q.groups.is_empty()
+        || !q.types.is_empty()
+        || q.min_salary.is_some()
+        || !q.educations.is_empty()
+    {
         let mut r = q.clone();
         r.groups.clear();
         r.types.clear();
         r.min_salary = None;
-        out.push((r, "放宽人群、用工类型和薪资条件".into()));
+        r.educations.clear();
+        out.push((r, "放宽人群、用工类型、学历和薪资条件".into()));
     }
     out
 }
@@ -210,10 +258,10 @@ mod tests {
             city: Some("烟台市".into()),
             group: None,
         };
-        let q = query("找个兼职", &p, today);
+        let q = query("找个兼职", &p, today, &[]);
         assert_eq!(q.cities, vec!["烟台市".to_string()]);
         assert_eq!(q.types, vec![EmploymentType::PartTime]);
-        let q = query("济南的退役军人岗位", &p, today);
+        let q = query("济南的退役军人岗位", &p, today, &[]);
         assert_eq!(
             q.cities,
             vec!["济南市".to_string()],
@@ -223,6 +271,15 @@ mod tests {
         let relaxed = relaxations(&q);
         assert!(relaxed[0].0.cities.contains(&"泰安市".to_string()));
         assert!(relaxed[0].1.contains("周边"));
+        let known = vec![
+            "昌府区".to_string(),
+            "东昌府区".to_string(),
+            "历下区".to_string(),
+        ];
+        let q = query("聊城东昌府区的岗位，我是中专学历", &p, today, &known);
+        assert_eq!(q.districts, vec!["东昌府区".to_string()]);
+        assert_eq!(q.educations, vec!["不限", "初中", "高中", "中专"]);
+        assert!(query("有什么工作", &p, today, &known).educations.is_empty());
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub struct Assistant {
     cfg: DialogueConfig,
     metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// District names present in the job listings (for reading a district out of a question).
+    districts: Vec<String>,
 }
 
 const SYSTEM_PROMPT: &str = "你是“乐业助手”，山东省人社部门的就业创业服务助手。只能依据用户消息里编号的资料回答，\
@@ -196,6 +198,7 @@ impl Assistant {
         cfg: DialogueConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let districts = known_districts(&kb);
         Self {
             kb,
             generator,
@@ -204,6 +207,7 @@ impl Assistant {
             cfg,
             metrics,
             sessions: Mutex::new(HashMap::new()),
+            districts,
         }
     }
 
@@ -510,7 +514,7 @@ impl Assistant {
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
-        let q = jobs::query(query, profile, self.today());
+        let q = jobs::query(query, profile, self.today(), &self.districts);
         let kb = self.kb.clone();
         let strict = q.clone();
         let found = tokio::task::spawn_blocking(move || kb.retriever().search_jobs(&strict))
@@ -731,6 +735,27 @@ impl Assistant {
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
         Ok(())
     }
+}
+
+/// Distinct district names of the indexed listings (read once at start-up).
+fn known_districts(kb: &KnowledgeBase) -> Vec<String> {
+    let hits = kb
+        .store()
+        .scroll(
+            retrieval::store::JOBS,
+            &retrieval::store::Filter::default(),
+            200_000,
+        )
+        .unwrap_or_default();
+    let mut d: Vec<String> = hits
+        .iter()
+        .filter_map(|h| h.payload.get("district").and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    d.sort();
+    d.dedup();
+    d
 }
 
 /// What a turn produced, for storage.
