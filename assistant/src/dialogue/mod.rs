@@ -273,8 +273,9 @@ impl Assistant {
 
             let mut profile: Profile = serde_json::from_str(&session.profile).unwrap_or_default();
             if let Some(p) = &req.profile {
-                if p.city.is_some() {
-                    profile.city = p.city.clone();
+                // Only Shandong's cities are filters; anything else from a channel is ignored.
+                if let Some(c) = p.city.as_deref().and_then(memory::find_city) {
+                    profile.city = Some(c);
                 }
                 if p.group.is_some() {
                     profile.group = p.group;
@@ -340,9 +341,7 @@ impl Assistant {
                     Ok(())
                 }
                 Intent::Job => self.jobs(&query, &profile, &tx, &mut out).await,
-                Intent::Policy | Intent::Startup => {
-                    self.answer(&query, &tx, &mut out, started).await
-                }
+                Intent::Policy | Intent::Startup => self.answer(&query, &tx, &mut out).await,
             };
             let mut failures = if out.not_covered {
                 session.failures + 1
@@ -639,7 +638,6 @@ impl Assistant {
         query: &str,
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
-        started: Instant,
     ) -> Result<(), TurnError> {
         let Some(evidence) = self.evidence(query).await? else {
             say(
@@ -731,7 +729,6 @@ impl Assistant {
             say(tx, out, &msg).await;
         }
         out.citations = verifier.citations();
-        let _ = started;
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
         Ok(())
     }
