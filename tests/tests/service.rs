@@ -580,3 +580,51 @@ fn job_search_reads_district_and_education_from_the_question() {
         }
     }
 }
+
+#[test]
+fn graceful_shutdown_finishes_the_answer_in_flight_then_refuses_connections() {
+    let svc = service();
+    let second = svc.running.state.assistant.share();
+    let running = svc
+        .runtime
+        .block_on(assistant::serve::start(
+            &svc.config,
+            second,
+            std::future::pending(),
+        ))
+        .expect("second listener");
+    let addr = running.addr;
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let r = client()
+            .post(format!("http://{addr}/api/v1/chat/stream"))
+            .json(&json!({"message": "残疾人创业专区设在哪里？"}))
+            .send()
+            .expect("request");
+        let mut names = Vec::new();
+        for line in BufReader::new(r).lines() {
+            let line = line.expect("read");
+            if let Some(n) = line.strip_prefix("event:") {
+                if n.trim() == "meta" {
+                    let _ = started_tx.send(());
+                }
+                names.push(n.trim().to_string());
+            }
+        }
+        names
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the turn started");
+    // Shut down while the answer is being generated: it must still arrive whole.
+    svc.runtime
+        .block_on(running.shutdown())
+        .expect("graceful shutdown");
+    let names = reader.join().expect("reader");
+    assert_eq!(names.first().map(String::as_str), Some("meta"), "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("done"), "{names:?}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no new connections after shutdown"
+    );
+}

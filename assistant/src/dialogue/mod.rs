@@ -211,6 +211,21 @@ impl Assistant {
         }
     }
 
+    /// A second assistant over the same knowledge base, model worker, router, database and
+    /// metrics (a second listener in the same process, e.g. during a rolling restart; tests).
+    pub fn share(&self) -> Self {
+        Self {
+            kb: self.kb.clone(),
+            generator: self.generator.clone(),
+            router: self.router.clone(),
+            db: self.db.clone(),
+            cfg: self.cfg.clone(),
+            metrics: self.metrics.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            districts: self.districts.clone(),
+        }
+    }
+
     /// Builds the router by embedding its exemplars.
     pub fn router_for(kb: &KnowledgeBase) -> Result<Router, models::Error> {
         let texts: Vec<&str> = router::EXEMPLARS.iter().map(|(_, t)| *t).collect();
