@@ -245,13 +245,7 @@ impl VectorStore for EdgeStore {
         let shard = self.shard(collection)?;
         let mut list = Vec::with_capacity(points.len());
         for p in points {
-            if p.dense.len() != crate::DENSE_DIM {
-                return Err(Error::Invalid(format!(
-                    "dense vector of {} dims, want {}",
-                    p.dense.len(),
-                    crate::DENSE_DIM
-                )));
-            }
+            p.validate()?;
             let sparse = SparseVector::new(p.sparse.indices, p.sparse.values).map_err(edge_err)?;
             let vectors = Vectors::new_named([
                 (DENSE, qdrant_edge::Vector::from(p.dense)),

@@ -230,18 +230,7 @@ impl VectorStore for ServerStore {
     fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<()> {
         let mut structs = Vec::with_capacity(points.len());
         for p in points {
-            if p.dense.len() != crate::DENSE_DIM {
-                return Err(Error::Invalid(format!(
-                    "dense vector of {} dims, want {}",
-                    p.dense.len(),
-                    crate::DENSE_DIM
-                )));
-            }
-            if p.sparse.indices.len() != p.sparse.values.len() {
-                return Err(Error::Invalid(
-                    "sparse indices and values differ in length".into(),
-                ));
-            }
+            p.validate()?;
             let vectors = NamedVectors::default()
                 .add_vector(DENSE, Vector::new_dense(p.dense))
                 .add_vector(

@@ -35,6 +35,25 @@ pub struct Point {
     pub payload: Map<String, Value>,
 }
 
+impl Point {
+    /// Checks the vectors' shapes before a store sends them anywhere.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.dense.len() != crate::DENSE_DIM {
+            return Err(crate::Error::Invalid(format!(
+                "dense vector of {} dims, want {}",
+                self.dense.len(),
+                crate::DENSE_DIM
+            )));
+        }
+        if self.sparse.indices.len() != self.sparse.values.len() {
+            return Err(crate::Error::Invalid(
+                "sparse indices and values differ in length".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The type of a payload field with an index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {

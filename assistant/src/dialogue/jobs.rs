@@ -207,13 +207,18 @@ pub struct JobCard {
     pub exact_match: bool,
 }
 
-/// The card of a listing.
-pub fn card(l: &JobListing, exact_match: bool) -> JobCard {
-    let unit = match l.salary_unit {
+/// How a pay unit is written after an amount.
+pub fn unit_label(unit: SalaryUnit) -> &'static str {
+    match unit {
         SalaryUnit::Month => "元/月",
         SalaryUnit::Day => "元/天",
         SalaryUnit::Hour => "元/小时",
-    };
+    }
+}
+
+/// The card of a listing.
+pub fn card(l: &JobListing, exact_match: bool) -> JobCard {
+    let unit = unit_label(l.salary_unit);
     let kind = match l.employment_type {
         EmploymentType::FullTime => "全职",
         EmploymentType::PartTime => "兼职",

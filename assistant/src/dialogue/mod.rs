@@ -307,10 +307,7 @@ impl Assistant {
 
             let kb = self.kb.clone();
             let q = query.clone();
-            let qvec = tokio::task::spawn_blocking(move || kb.embedder().embed_query(&q))
-                .await
-                .map_err(|e| TurnError::Internal(e.to_string()))?
-                .map_err(|e| TurnError::Internal(e.to_string()))?;
+            let qvec = blocking(move || kb.embedder().embed_query(&q)).await?;
             let mut route = self.router.route(&query, Some(&qvec));
             // A rewritten follow-up keeps the topic of the question it follows.
             if rewritten.is_some() && route.intent == Intent::OutOfScope && !route.injection {
@@ -529,71 +526,51 @@ impl Assistant {
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
         let q = jobs::query(query, profile, self.today(), &self.districts);
-        let kb = self.kb.clone();
-        let strict = q.clone();
-        let found = tokio::task::spawn_blocking(move || kb.retriever().search_jobs(&strict))
-            .await
-            .map_err(|e| TurnError::Internal(e.to_string()))?
-            .map_err(|e| TurnError::Internal(e.to_string()))?;
-        let mut filters = Vec::new();
-        filters.extend(q.cities.iter().cloned());
+        let mut filters = q.cities.clone();
         if let Some((amount, unit)) = q.min_salary {
-            filters.push(format!(
-                "薪资不低于{amount}{}",
-                match unit {
-                    knowledge::jobs::SalaryUnit::Month => "元/月",
-                    knowledge::jobs::SalaryUnit::Day => "元/天",
-                    knowledge::jobs::SalaryUnit::Hour => "元/小时",
-                }
-            ));
+            filters.push(format!("薪资不低于{amount}{}", jobs::unit_label(unit)));
         }
         let label = if filters.is_empty() {
             String::new()
         } else {
             format!("（{}）", filters.join("，"))
         };
-        if !found.is_empty() {
-            let cards: Vec<JobCard> = found.iter().map(|h| jobs::card(&h.listing, true)).collect();
-            let msg = format!(
-                "为您找到{}个在招岗位{label}，详情见下方岗位卡片，投递前请与招聘单位核实。",
-                cards.len()
-            );
+        // The strict search first, then each relaxation in turn, labelled as such.
+        let attempts = std::iter::once((q.clone(), None)).chain(
+            jobs::relaxations(&q)
+                .into_iter()
+                .map(|(r, how)| (r, Some(how))),
+        );
+        for (search, relaxed) in attempts {
+            let kb = self.kb.clone();
+            let found = blocking(move || kb.retriever().search_jobs(&search)).await?;
+            if found.is_empty() {
+                continue;
+            }
+            let exact = relaxed.is_none();
+            let cards: Vec<JobCard> = found
+                .iter()
+                .map(|h| jobs::card(&h.listing, exact))
+                .collect();
+            let msg = match &relaxed {
+                None => format!(
+                    "为您找到{}个在招岗位{label}，详情见下方岗位卡片，投递前请与招聘单位核实。",
+                    cards.len()
+                ),
+                Some(how) => format!(
+                    "没有找到完全符合条件{label}的在招岗位。以下是{how}的{}个岗位，仅供参考，并不完全符合您的条件。",
+                    cards.len()
+                ),
+            };
             say(tx, out, &msg).await;
             out.jobs = cards.clone();
             let _ = tx
                 .send(Event::Jobs {
                     jobs: cards,
-                    relaxed: None,
+                    relaxed,
                 })
                 .await;
             return Ok(());
-        }
-        for (relaxed, how) in jobs::relaxations(&q) {
-            let kb = self.kb.clone();
-            let r = relaxed.clone();
-            let found = tokio::task::spawn_blocking(move || kb.retriever().search_jobs(&r))
-                .await
-                .map_err(|e| TurnError::Internal(e.to_string()))?
-                .map_err(|e| TurnError::Internal(e.to_string()))?;
-            if !found.is_empty() {
-                let cards: Vec<JobCard> = found
-                    .iter()
-                    .map(|h| jobs::card(&h.listing, false))
-                    .collect();
-                let msg = format!(
-                    "没有找到完全符合条件{label}的在招岗位。以下是{how}的{}个岗位，仅供参考，并不完全符合您的条件。",
-                    cards.len()
-                );
-                say(tx, out, &msg).await;
-                out.jobs = cards.clone();
-                let _ = tx
-                    .send(Event::Jobs {
-                        jobs: cards,
-                        relaxed: Some(how),
-                    })
-                    .await;
-                return Ok(());
-            }
         }
         say(
             tx,
@@ -610,7 +587,7 @@ impl Assistant {
         let kb = self.kb.clone();
         let q = query.to_string();
         let k = self.cfg.evidence_k;
-        let (hybrid, dense) = tokio::task::spawn_blocking(move || {
+        let (hybrid, dense) = blocking(move || {
             let r = kb.retriever();
             let hybrid = r.search_policies(&PolicyQuery::new(q.clone(), k))?;
             let mut dq = PolicyQuery::new(q, 1);
@@ -618,9 +595,7 @@ impl Assistant {
             let dense = r.search_policies(&dq)?;
             Ok::<_, retrieval::Error>((hybrid, dense))
         })
-        .await
-        .map_err(|e| TurnError::Internal(e.to_string()))?
-        .map_err(|e| TurnError::Internal(e.to_string()))?;
+        .await?;
         let best_dense = dense.first().map_or(0.0, |h| h.score);
         let passages: String = hybrid.iter().map(|h| h.text.as_str()).collect();
         let coverage = term_coverage(query, &passages);
@@ -768,6 +743,19 @@ fn known_districts(kb: &KnowledgeBase) -> Vec<String> {
     d.sort();
     d.dedup();
     d
+}
+
+/// Runs blocking model or store work off the async workers; both a panic and an error of
+/// the work become [`TurnError::Internal`].
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, TurnError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TurnError::Internal(e.to_string()))?
+        .map_err(|e| TurnError::Internal(e.to_string()))
 }
 
 /// What a turn produced, for storage.
