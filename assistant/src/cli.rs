@@ -281,10 +281,19 @@ pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Res
     rt.block_on(async {
         let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        // The operator at the terminal has the database anyway: an existing session is
+        // continued by id, without its token.
+        let session = match session {
+            Some(id) => assistant::domain::SessionId::parse(&id)
+                .map_err(|_| anyhow::anyhow!("--session {id:?} is not a session id (32 hex digits)"))?,
+            None => assistant.create_session(assistant::domain::Channel::Cli).await?.0,
+        };
         let req = TurnRequest {
-            session_id: session,
+            caller: assistant::domain::Caller::Citizen {
+                session,
+                channel: assistant::domain::Channel::Cli,
+            },
             message: question.to_string(),
-            channel: Some("cli".into()),
             profile: None,
         };
         let turn = async {

@@ -35,6 +35,53 @@ pub struct Config {
     pub dialogue: crate::dialogue::DialogueConfig,
     /// The knowledge `leye serve` ingests at start.
     pub knowledge: KnowledgeConfig,
+    /// What is kept about citizens, and for how long.
+    pub privacy: PrivacyConfig,
+}
+
+/// A secret value (tokens, keys): read from config like a string, but its `Debug` and
+/// `Serialize` never show it, so it cannot leak through a log line or a config dump.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value (tests, env).
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// Privacy settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Conversations with no activity for this many days are deleted (default 180; 0 keeps
+    /// them). The widget's privacy notice states this period.
+    pub retention_days: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self { retention_days: 180 }
+    }
 }
 
 /// HTTP service settings. Limits are per process.
@@ -55,8 +102,40 @@ pub struct ServerConfig {
     pub session_per_minute: u32,
     /// Burst allowed per session (default 5).
     pub session_burst: u32,
+    /// New sessions per minute per client IP (default 10; 0 = unlimited). Counts both
+    /// `POST /api/v1/sessions` and first messages without a session.
+    pub sessions_per_minute: u32,
+    /// Burst of new sessions per IP (default 10).
+    pub sessions_burst: u32,
+    /// Model requests one session may have queued or running at once (default 3; 0 = no cap).
+    pub max_in_flight_per_session: usize,
+    /// Model requests one client IP may have queued or running at once (default 16; 0 = no
+    /// cap).
+    pub max_in_flight_per_ip: usize,
+    /// Seconds a turn goes on with nobody listening before it is abandoned (default 10): a
+    /// phone that drops and reconnects within it resumes the same answer.
+    pub abandon_grace_secs: u64,
+    /// Seconds a finished turn can still be resumed (default 120).
+    pub resume_window_secs: u64,
+    /// Seconds a client has to send its request headers, also between requests on a
+    /// kept-alive connection (default 10).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send its whole request body (default 15).
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most; more wait in the listen backlog (default 1024).
+    pub max_connections: usize,
+    /// Longest accepted request target (path and query), bytes (default 2048; 414 beyond).
+    pub max_uri_bytes: usize,
+    /// Largest accepted request head (all header names and values), bytes (default 16 KiB;
+    /// 431 beyond).
+    pub max_header_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR ranges
+    /// (default none: the peer address is the client).
+    pub trusted_proxies: Vec<String>,
+    /// Bearer token for `/metrics`. Unset: `/metrics` answers only loopback peers.
+    pub metrics_token: Option<Secret>,
     /// Bearer token for `/api/v1/console/*`; unset: the console API answers 503.
-    pub console_token: Option<String>,
+    pub console_token: Option<Secret>,
     /// Seconds in-flight answers get to finish at shutdown (default 30).
     pub shutdown_grace_secs: u64,
 }
@@ -71,6 +150,19 @@ impl Default for ServerConfig {
             ip_burst: 20,
             session_per_minute: 12,
             session_burst: 5,
+            sessions_per_minute: 10,
+            sessions_burst: 10,
+            max_in_flight_per_session: 3,
+            max_in_flight_per_ip: 16,
+            abandon_grace_secs: 10,
+            resume_window_secs: 120,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 15,
+            max_connections: 1024,
+            max_uri_bytes: 2048,
+            max_header_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
             console_token: None,
             shutdown_grace_secs: 30,
         }
@@ -111,7 +203,7 @@ pub struct QdrantConfig {
     /// embedded qdrant-edge store under `<home>/qdrant`.
     pub url: Option<String>,
     /// API key for the server, if it wants one.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Limit on each server call, in seconds (default 30).
     pub timeout_secs: Option<u64>,
 }
@@ -153,6 +245,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             dialogue: Default::default(),
             knowledge: KnowledgeConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -312,10 +405,36 @@ impl Config {
         if self.server.max_message_chars == 0 {
             bad.push("server.max_message_chars: must be at least 1".into());
         }
-        if let Some(t) = &self.server.console_token {
-            if t.len() < 16 {
-                bad.push("server.console_token: use at least 16 characters".into());
+        for (key, token) in [
+            ("server.console_token", &self.server.console_token),
+            ("server.metrics_token", &self.server.metrics_token),
+        ] {
+            if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+                bad.push(format!("{key}: use at least 16 characters"));
             }
+        }
+        if let Err(e) = crate::guard::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+        {
+            bad.push(format!("server.trusted_proxies: {e}"));
+        }
+        let sv = &self.server;
+        for (key, v) in [
+            ("server.header_read_timeout_secs", sv.header_read_timeout_secs),
+            ("server.body_read_timeout_secs", sv.body_read_timeout_secs),
+            ("server.abandon_grace_secs", sv.abandon_grace_secs),
+        ] {
+            if v == 0 {
+                bad.push(format!("{key}: must be at least 1"));
+            }
+        }
+        if sv.max_connections == 0 {
+            bad.push("server.max_connections: must be at least 1".into());
+        }
+        if sv.max_uri_bytes < 256 {
+            bad.push("server.max_uri_bytes: must be at least 256".into());
+        }
+        if sv.max_header_bytes < 1024 {
+            bad.push("server.max_header_bytes: must be at least 1024".into());
         }
         if let Some(url) = &self.database.url {
             if !(url.starts_with("sqlite:")

@@ -72,7 +72,7 @@ impl KnowledgeBase {
         let store: Box<dyn VectorStore> = match &cfg.qdrant.url {
             Some(url) => {
                 let mut server = ServerConfig::new(url);
-                server.api_key = cfg.qdrant.api_key.clone();
+                server.api_key = cfg.qdrant.api_key.as_ref().map(|k| k.expose().to_string());
                 if let Some(t) = cfg.qdrant.timeout_secs {
                     server.timeout = std::time::Duration::from_secs(t);
                 }

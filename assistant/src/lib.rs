@@ -6,7 +6,9 @@
 //! - [`knowledge_base`]: the vector store with embedder and BM25: ingest and search.
 //! - [`model_store`]: finding (and on demand fetching) the configured models.
 //!
-//! - [`guard`]: PII masking and rate limits.
+//! - [`domain`]: session ids and tokens, caller, channel, rating: parsed once at the edge.
+//! - [`guard`]: PII masking, input hygiene, rate and in-flight limits, client address.
+//! - [`turns`]: numbered, resumable turn events; turns nobody listens to are abandoned.
 //! - [`dialogue`]: router, memory, job search, evidence gate, prompt, verifier: one turn.
 //! - [`store`]: conversations in SQLite or PostgreSQL (sqlx), one set of migrations.
 //! - [`http`]: the axum service (v1 API, SSE, health, metrics, the web widget).
@@ -16,6 +18,7 @@
 
 pub mod config;
 pub mod dialogue;
+pub mod domain;
 pub mod guard;
 pub mod http;
 pub mod knowledge_base;
@@ -24,6 +27,7 @@ pub mod model_store;
 pub mod serve;
 pub mod store;
 pub mod telemetry;
+pub mod turns;
 
 // The lower crates, re-exported so the eval runner and other users need only this library.
 pub use knowledge;

@@ -6,11 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use axum::extract::ConnectInfo;
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::config::Config;
 use crate::dialogue::Assistant;
-use crate::guard::RateLimiter;
+use crate::guard::client_ip::TrustedProxies;
+use crate::guard::{InFlight, RateLimiter};
+use crate::turns::{HubConfig, TurnHub};
 use crate::http::AppState;
 use crate::knowledge_base::{FileReport, KbError, KnowledgeBase};
 use crate::metrics::Metrics;
@@ -36,6 +39,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A setting is unusable (normally caught by `Config::validate`).
+    #[error("configuration: {0}")]
+    Config(String),
     /// A start-up task panicked or was cancelled.
     #[error("start-up task failed: {0}")]
     Task(String),
@@ -114,6 +120,7 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -123,6 +130,7 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.housekeeping.abort();
         let grace = Duration::from_secs(self.state.server.shutdown_grace_secs);
         match tokio::time::timeout(grace, &mut self.task).await {
             Ok(r) => r.map_err(std::io::Error::other)?,
@@ -137,7 +145,9 @@ impl Running {
     /// Waits until the server ends (after [`Running::shutdown`] or a signal handled by the
     /// caller).
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.map_err(std::io::Error::other)?
+        let r = self.task.await.map_err(std::io::Error::other)?;
+        self.housekeeping.abort();
+        r
     }
 }
 
@@ -148,11 +158,24 @@ pub async fn start(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServeError> {
     let s = &cfg.server;
+    let proxies = TrustedProxies::parse(&s.trusted_proxies)
+        .map_err(|e| ServeError::Config(format!("server.trusted_proxies: {e}")))?;
+    let hub = Arc::new(TurnHub::new(HubConfig {
+        abandon_grace: Duration::from_secs(s.abandon_grace_secs),
+        keep_after_done: Duration::from_secs(s.resume_window_secs),
+        ..HubConfig::default()
+    }));
     let state = Arc::new(AppState {
         assistant,
         server: s.clone(),
+        privacy: cfg.privacy.clone(),
         ip_limiter: RateLimiter::new(s.ip_per_minute, s.ip_burst),
         session_limiter: RateLimiter::new(s.session_per_minute, s.session_burst),
+        session_creation_limiter: RateLimiter::new(s.sessions_per_minute, s.sessions_burst),
+        in_flight_session: InFlight::new(s.max_in_flight_per_session),
+        in_flight_ip: InFlight::new(s.max_in_flight_per_ip),
+        proxies,
+        hub,
     });
     let listener = tokio::net::TcpListener::bind(&s.bind)
         .await
@@ -166,24 +189,113 @@ pub async fn start(
     })?;
     let app = crate::http::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = rx => {},
-                _ = stop => {},
-            }
-            tracing::info!("shutting down: no new connections, finishing answers in flight");
-        })
-        .await
-    });
+    let task = tokio::spawn(accept_loop(listener, app, s.clone(), async move {
+        tokio::select! {
+            _ = rx => {},
+            _ = stop => {},
+        }
+    }));
+    let housekeeping = tokio::spawn(purge_loop(
+        state.assistant.db().clone(),
+        cfg.privacy.retention_days,
+    ));
     Ok(Running {
         addr,
         state,
         shutdown: Some(tx),
         task,
+        housekeeping,
     })
+}
+
+/// Accepts connections up to `server.max_connections` and serves each with hyper's HTTP/1,
+/// under a header read timeout (which also closes idle kept-alive connections). When `stop`
+/// resolves: the listener closes (new connections are refused), every connection is told to
+/// finish its response in flight and close, and this returns once all have.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    cfg: crate::config::ServerConfig,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let max = cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs))
+        .keep_alive(true);
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let app = app.clone();
+        let http = http.clone();
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut app = app.clone();
+                async move {
+                    tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await
+                }
+            });
+            let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            };
+            if let Err(e) = result {
+                // Timeouts and clients that hang up end up here; nothing to do but note it.
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing answers in flight");
+    closing_tx.send_replace(true);
+    // Every connection holds a permit: having them all back means every connection ended.
+    let _all = permits.acquire_many(max as u32).await;
+    Ok(())
+}
+
+/// Deletes conversations past the retention period, at start and then hourly.
+async fn purge_loop(db: Db, retention_days: u32) {
+    if retention_days == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let before = crate::store::now_ms() - i64::from(retention_days) * 86_400_000;
+        match db.purge_inactive(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, retention_days, "expired conversations deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired conversations failed"),
+        }
+    }
 }

@@ -1,37 +1,54 @@
 //! Storage on both databases: SQLite always; PostgreSQL when `DATABASE_URL` points at one
 //! (`.ci/run` installs and starts PostgreSQL and sets it, so CI runs both).
 
+use std::collections::HashSet;
+
+use assistant::domain::{Channel, SessionId, SessionToken};
 use assistant::store::{Completion, Db};
 
+async fn new_session(db: &Db) -> (SessionId, SessionToken) {
+    let token = SessionToken::new();
+    let id = db
+        .create_session(Channel::Web, &token.hash())
+        .await
+        .expect("session");
+    (id, token)
+}
+
 async fn suite(db: &Db) {
-    // Sessions are created on first use and found again.
-    let s = db.ensure_session(None, "web").await.expect("session");
-    let again = db
-        .ensure_session(Some(&s.id), "web")
+    // A session opens only with its own token; an unknown id looks the same as a wrong token.
+    let (sid, token) = new_session(db).await;
+    assert!(db.authorize(&sid, &token.hash()).await.expect("q").is_some());
+    assert!(db
+        .authorize(&sid, &SessionToken::new().hash())
         .await
-        .expect("same session");
-    assert_eq!(again.id, s.id);
-    let named = db
-        .ensure_session(Some("abc-123"), "api")
+        .expect("q")
+        .is_none());
+    assert!(db
+        .authorize(&SessionId::new(), &token.hash())
         .await
-        .expect("named");
-    assert_eq!(named.id, "abc-123");
+        .expect("q")
+        .is_none());
+    let stored = db.session(&sid).await.expect("q").expect("exists");
+    assert_ne!(stored.token_hash.as_deref(), Some(token.expose()), "only the hash is stored");
 
     // The question is committed on its own; the answer starts pending.
     let q = db
-        .add_message(&s.id, "user", "失业保险金怎么领？", "web", "complete")
+        .add_message(&sid, "user", "失业保险金怎么领？", Channel::Web, "complete")
         .await
         .expect("question");
     let a = db
-        .add_message(&s.id, "assistant", "", "web", "pending")
+        .add_message(&sid, "assistant", "", Channel::Web, "pending")
         .await
         .expect("answer");
     db.set_intent(&q, "policy").await.expect("intent");
-    let msgs = db.messages(&s.id).await.expect("messages");
+    let msgs = db.messages(&sid).await.expect("messages");
     assert_eq!(msgs.len(), 2);
     assert_eq!((msgs[0].seq, msgs[1].seq), (1, 2));
     assert_eq!(msgs[0].intent.as_deref(), Some("policy"));
     assert_eq!(msgs[1].status, "pending");
+    assert!(db.turn_in_session(&sid, &a).await.expect("q"));
+    assert!(!db.turn_in_session(&sid, &q).await.expect("q"), "a question is not a turn");
 
     db.complete_message(
         &a,
@@ -48,25 +65,26 @@ async fn suite(db: &Db) {
     )
     .await
     .expect("complete");
-    let msgs = db.messages(&s.id).await.expect("messages");
+    let msgs = db.messages(&sid).await.expect("messages");
     assert_eq!(msgs[1].status, "complete");
     assert_eq!(msgs[1].citations, "[{\"n\":1}]");
 
     // Profile and failure count are kept.
-    db.update_session(&s.id, "{\"city\":\"青岛市\"}", 1)
+    db.update_session(&sid, "{\"city\":\"青岛市\"}", 1)
         .await
         .expect("update");
-    let s2 = db.session(&s.id).await.expect("get").expect("exists");
+    let s2 = db.session(&sid).await.expect("get").expect("exists");
     assert_eq!(s2.failures, 1);
     assert!(s2.profile.contains("青岛市"));
 
     // Escalations: one open per session, queue positions in order of arrival.
+    let (other, _) = new_session(db).await;
     let (e1, p1) = db
-        .escalate(&s.id, "explicit", "handoff", "转人工")
+        .escalate(&sid, "explicit", "handoff", "转人工")
         .await
         .expect("escalate");
     let (e1b, p1b) = db
-        .escalate(&s.id, "explicit", "handoff", "转人工")
+        .escalate(&sid, "explicit", "handoff", "转人工")
         .await
         .expect("again");
     assert_eq!(
@@ -74,8 +92,8 @@ async fn suite(db: &Db) {
         (e1b.id, p1b),
         "the open escalation is reused"
     );
-    let (_, p2) = db
-        .escalate(&named.id, "complaint", "handoff", "投诉")
+    let (e2, p2) = db
+        .escalate(&other, "complaint", "handoff", "投诉")
         .await
         .expect("second");
     assert_eq!((p1, p2), (1, 2));
@@ -83,7 +101,7 @@ async fn suite(db: &Db) {
     assert_eq!(waiting.len(), 2);
     assert_eq!(waiting[0].id, e1.id);
 
-    db.add_feedback(&s.id, Some(&a), -1, "不够详细")
+    db.add_feedback(&sid, Some(&a), -1, "不够详细")
         .await
         .expect("feedback");
     assert!(db
@@ -95,9 +113,103 @@ async fn suite(db: &Db) {
 
     // Feedback for a session that does not exist violates the foreign key.
     assert!(db
-        .add_feedback("no-such-session", None, 1, "")
+        .add_feedback(&SessionId::new(), None, 1, "")
         .await
         .is_err());
+
+    // Deleting a conversation removes everything of it, and its token stops working.
+    assert!(db.delete_session(&sid).await.expect("delete"));
+    assert!(db.messages(&sid).await.expect("m").is_empty());
+    assert!(db.open_escalation(&sid).await.expect("e").is_none());
+    assert!(db.authorize(&sid, &token.hash()).await.expect("q").is_none());
+    assert!(!db.all_texts().await.expect("t").iter().any(|t| t == "不够详细"));
+    assert!(!db.delete_session(&sid).await.expect("again"), "already gone");
+    // The other session's place moved up.
+    let (_, p) = db.escalate(&other, "complaint", "handoff", "").await.expect("same");
+    assert_eq!(p, 1);
+    db.set_escalation_status(&e2.id, "resolved").await.expect("resolve");
+
+    // Retention: sessions idle since before the cut-off are deleted, others stay.
+    let (fresh, _) = new_session(db).await;
+    assert!(db.purge_inactive(0).await.expect("purge none") == 0);
+    let n = db
+        .purge_inactive(assistant::store::now_ms() + 1)
+        .await
+        .expect("purge all");
+    assert!(n >= 2, "{n}");
+    assert!(db.session(&fresh).await.expect("q").is_none());
+}
+
+/// Concurrency: many writers at once, repeated, must never collide or share a place.
+async fn races(db: &Db) {
+    // Concurrent messages on one session: all stored, each in its own place.
+    let (sid, _) = new_session(db).await;
+    let writes = (0..10).map(|i| {
+        let db = db.clone();
+        let sid = sid.clone();
+        tokio::spawn(async move {
+            db.add_message(&sid, "user", &format!("消息{i}"), Channel::Web, "complete")
+                .await
+        })
+    });
+    for w in writes.collect::<Vec<_>>() {
+        w.await.expect("join").expect("every concurrent message is stored");
+    }
+    let seqs: Vec<i64> = db.messages(&sid).await.expect("m").iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+
+    // Ten handoffs of one session at once: one escalation.
+    let tries = (0..10).map(|_| {
+        let db = db.clone();
+        let sid = sid.clone();
+        tokio::spawn(async move { db.escalate(&sid, "explicit", "handoff", "转人工").await })
+    });
+    let mut ids = HashSet::new();
+    for t in tries.collect::<Vec<_>>() {
+        ids.insert(t.await.expect("join").expect("escalate").0.id);
+    }
+    assert_eq!(ids.len(), 1, "one open escalation per session");
+    let open: Vec<_> = db
+        .waiting()
+        .await
+        .expect("q")
+        .into_iter()
+        .filter(|e| e.session_id == sid.as_str())
+        .collect();
+    assert_eq!(open.len(), 1);
+    db.set_escalation_status(&open[0].id, "resolved")
+        .await
+        .expect("resolve");
+
+    // Queue places under concurrency: distinct, 1..=n, in the order the database handed out.
+    for round in 0..50 {
+        let mut sessions = Vec::new();
+        for _ in 0..6 {
+            sessions.push(new_session(db).await.0);
+        }
+        let tries = sessions.iter().map(|s| {
+            let db = db.clone();
+            let s = s.clone();
+            tokio::spawn(async move { db.escalate(&s, "explicit", "handoff", "").await })
+        });
+        let mut got = Vec::new();
+        for t in tries.collect::<Vec<_>>() {
+            got.push(t.await.expect("join").expect("escalate"));
+        }
+        let mut positions: Vec<i64> = got.iter().map(|(_, p)| *p).collect();
+        positions.sort();
+        assert_eq!(positions, (1..=6).collect::<Vec<_>>(), "round {round}: {got:?}");
+        got.sort_by_key(|(e, _)| e.queue_seq);
+        assert!(
+            got.windows(2).all(|w| w[0].1 < w[1].1),
+            "round {round}: places follow arrival order: {got:?}"
+        );
+        for (e, _) in got {
+            db.set_escalation_status(&e.id, "resolved")
+                .await
+                .expect("resolve");
+        }
+    }
 }
 
 #[tokio::test]
@@ -108,11 +220,11 @@ async fn sqlite_store_works_and_marks_cut_off_answers_incomplete() {
     {
         let db = Db::open(&url).await.expect("open");
         suite(&db).await;
-        session = db.ensure_session(None, "web").await.expect("session").id;
-        db.add_message(&session, "user", "问题", "web", "complete")
+        session = new_session(&db).await.0;
+        db.add_message(&session, "user", "问题", Channel::Web, "complete")
             .await
             .expect("q");
-        db.add_message(&session, "assistant", "回答到一半", "web", "pending")
+        db.add_message(&session, "assistant", "回答到一半", Channel::Web, "pending")
             .await
             .expect("a");
         // The process "crashes" here: the pool is dropped without completing the answer.
@@ -125,25 +237,76 @@ async fn sqlite_store_works_and_marks_cut_off_answers_incomplete() {
     assert!(dir.path().join("leye.db-wal").exists() || dir.path().join("leye.db").exists());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_orders_and_uniqueness_hold_under_concurrency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&Db::sqlite_url(dir.path())).await.expect("open");
+    races(&db).await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Db::sqlite_url(dir.path());
+    // Version 1 only, with a client-chosen session id and two open escalations of it.
+    {
+        let db = Db::connect(&url).await.expect("connect");
+        db.execute_raw(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .expect("table");
+        for stmt in include_str!("../migrations/0001_conversations.sql").split(';') {
+            let stmt: String = stmt
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !stmt.trim().is_empty() {
+                db.execute_raw(&stmt).await.expect("v1 schema");
+            }
+        }
+        for sql in [
+            "INSERT INTO schema_migrations VALUES (1, 'conversations', 0)",
+            "INSERT INTO sessions (id, channel, profile, failures, created_at, updated_at) VALUES ('abc-123', 'api', '{}', 0, 1, 1)",
+            "INSERT INTO messages (id, session_id, seq, role, text, channel, status, created_at) VALUES ('m1', 'abc-123', 1, 'user', '你好', 'api', 'complete', 1)",
+            "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at) VALUES ('e1', 'abc-123', 'waiting', 'explicit', 'handoff', '', 5, 5)",
+            "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at) VALUES ('e2', 'abc-123', 'waiting', 'explicit', 'handoff', '', 5, 5)",
+        ] {
+            db.execute_raw(sql).await.expect(sql);
+        }
+        db.close().await;
+    }
+    let db = Db::open(&url).await.expect("migrate to the current schema");
+    let waiting = db.waiting().await.expect("q");
+    assert_eq!(waiting.len(), 1, "duplicates closed: {waiting:?}");
+    assert_eq!(waiting[0].id, "e1");
+    // New escalations queue after the old one.
+    let token = SessionToken::new();
+    let sid = db.create_session(Channel::Web, &token.hash()).await.expect("s");
+    let (_, p) = db.escalate(&sid, "explicit", "handoff", "").await.expect("e");
+    assert_eq!(p, 2);
+}
+
 #[tokio::test]
 async fn bad_urls_are_clear_errors() {
     let e = Db::open("mysql://x").await.expect_err("unsupported");
     assert!(e.to_string().contains("sqlite://"), "{e}");
 }
 
-#[tokio::test]
-async fn postgres_store_works_when_database_url_is_set() {
+/// A fresh PostgreSQL database per run, so earlier runs cannot make a test pass or fail;
+/// `None` when `DATABASE_URL` is not PostgreSQL (the PostgreSQL runs are done by .ci/run).
+async fn postgres(tag: &str) -> Option<(Db, String, Db)> {
     let Ok(url) = std::env::var("DATABASE_URL") else {
         eprintln!("DATABASE_URL not set: the PostgreSQL run is done by .ci/run, not here");
-        return;
+        return None;
     };
     if !url.starts_with("postgres") {
         eprintln!("DATABASE_URL is not PostgreSQL; skipping the PostgreSQL run");
-        return;
+        return None;
     }
-    // A fresh database per run, so earlier runs cannot make the suite pass or fail.
     let name = format!(
-        "leye_test_{}_{}",
+        "leye_test_{tag}_{}_{}",
         std::process::id(),
         assistant::store::now_ms()
     );
@@ -154,20 +317,47 @@ async fn postgres_store_works_when_database_url_is_set() {
         .expect("create test database");
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
     let test_url = format!("{base}/{name}");
-    {
-        let db = Db::open(&test_url).await.expect("open test database");
-        suite(&db).await;
-        let s = db.ensure_session(None, "web").await.expect("session").id;
-        db.add_message(&s, "assistant", "x", "web", "pending")
-            .await
-            .expect("pending");
-        drop(db);
-        let db = Db::open(&test_url).await.expect("reopen");
-        assert_eq!(db.messages(&s).await.expect("m")[0].status, "incomplete");
-        db.close().await;
-    }
+    let db = Db::open(&test_url).await.expect("open test database");
+    Some((db, name, admin))
+}
+
+async fn drop_postgres(db: Db, name: String, admin: Db) {
+    db.close().await;
     admin
         .execute_raw(&format!("DROP DATABASE {name}"))
         .await
         .expect("drop test database");
+}
+
+#[tokio::test]
+async fn postgres_store_works_when_database_url_is_set() {
+    let Some((db, name, admin)) = postgres("suite").await else {
+        return;
+    };
+    suite(&db).await;
+    let (s, _) = new_session(&db).await;
+    db.add_message(&s, "assistant", "x", Channel::Web, "pending")
+        .await
+        .expect("pending");
+    let url = format!(
+        "{}/{name}",
+        std::env::var("DATABASE_URL")
+            .expect("set")
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .expect("url")
+    );
+    db.close().await;
+    let db = Db::open(&url).await.expect("reopen");
+    assert_eq!(db.messages(&s).await.expect("m")[0].status, "incomplete");
+    drop_postgres(db, name, admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_orders_and_uniqueness_hold_under_concurrency() {
+    let Some((db, name, admin)) = postgres("races").await else {
+        return;
+    };
+    races(&db).await;
+    drop_postgres(db, name, admin).await;
 }

@@ -3,9 +3,12 @@
  *   <script src="https://HOST/widget.js"></script>
  * With an element #leye-chat on the page the chat fills it; otherwise a 💬 button opens it as
  * a panel. Answers stream over POST /api/v1/chat/stream (server-sent events read from fetch).
- * The session id is kept in localStorage so a reload continues the conversation. After a
- * network drop the widget reconnects with backoff and restores the answer from the transcript
- * instead of sending the question twice.
+ * A privacy notice is shown (and acknowledged) before the first message. The session id and
+ * its secret token come from POST /api/v1/sessions and are kept in localStorage so a reload
+ * continues the conversation; every call sends the token in the X-Session-Token header, never
+ * in a URL. After a network drop the widget resumes the answer's event stream from the last
+ * event id it saw (GET …/turns/{turn}/events with Last-Event-ID), and falls back to the stored
+ * transcript, so a question is never sent twice. "删除记录" deletes the conversation.
  */
 (function () {
   "use strict";
@@ -13,7 +16,8 @@
   window.__leyeWidget = true;
   var script = document.currentScript;
   var base = script && script.src ? new URL(script.src, location.href).origin : location.origin;
-  var KEY = "leye_session_id";
+  var KEY = "leye_session";
+  var ACK = "leye_privacy_ack";
 
   var css = [
     ".leye{display:flex;flex-direction:column;height:100%;background:#fff;font-size:15px;color:#1f2329;box-sizing:border-box}",
@@ -38,6 +42,10 @@
     ".leye-bar button{font-size:15px;padding:0 12px;border-radius:8px;border:1px solid #c8102e;background:#c8102e;color:#fff}",
     ".leye-bar .leye-human{background:#fff;color:#c8102e}",
     ".leye-status{font-size:12px;color:#b45309;text-align:center;min-height:0}",
+    ".leye-notice{margin:8px 0;padding:10px 12px;border:1px solid #fde68a;background:#fffbeb;border-radius:10px;font-size:13px;line-height:1.6;color:#4b5563}",
+    ".leye-notice button{margin-top:6px;font-size:14px;padding:4px 12px;border-radius:6px;border:1px solid #c8102e;background:#c8102e;color:#fff}",
+    ".leye-tools{display:flex;justify-content:flex-end;padding:0 10px;font-size:12px}",
+    ".leye-tools button{border:none;background:none;color:#6b7280;cursor:pointer;padding:4px}",
     ".leye-fab{position:fixed;right:16px;bottom:16px;width:56px;height:56px;border-radius:50%;border:none;background:#c8102e;color:#fff;font-size:26px;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000}",
     ".leye-panel{position:fixed;right:16px;bottom:84px;width:min(380px,calc(100vw - 32px));height:min(620px,calc(100vh - 110px));border-radius:14px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483000;display:none}",
     "@media (max-width:480px){.leye-panel{right:0;bottom:0;width:100vw;height:100vh;border-radius:0}}"
@@ -76,20 +84,70 @@
   var human = el("button", "leye-human", "转人工");
   human.type = "button";
   bar.appendChild(input); bar.appendChild(send); bar.appendChild(human);
-  root.appendChild(log); root.appendChild(status); root.appendChild(bar);
+  var tools = el("div", "leye-tools");
+  var forget = el("button", "leye-delete", "删除记录");
+  forget.type = "button";
+  tools.appendChild(forget);
+  root.appendChild(log); root.appendChild(status); root.appendChild(tools); root.appendChild(bar);
   host.appendChild(root);
 
-  var sessionId = null;
-  try { sessionId = localStorage.getItem(KEY); } catch (e) { /* private mode */ }
-  function setSession(id) {
-    sessionId = id;
-    try { localStorage.setItem(KEY, id); } catch (e) { /* ignore */ }
+  // { id, token } of this browser's conversation, or null before the first message.
+  var session = null;
+  try { session = JSON.parse(localStorage.getItem(KEY) || "null"); } catch (e) { session = null; }
+  try { localStorage.removeItem("leye_session_id"); } catch (e) { /* the old, token-less key */ }
+  function setSession(s) {
+    session = s;
+    try { if (s) localStorage.setItem(KEY, JSON.stringify(s)); else localStorage.removeItem(KEY); } catch (e) { /* private mode */ }
+  }
+  function headers(json) {
+    var h = {};
+    if (json) h["Content-Type"] = "application/json";
+    if (session) h["X-Session-Token"] = session.token;
+    return h;
+  }
+  function sessionUrl(path) { return base + "/api/v1/sessions/" + session.id + (path || ""); }
+  // A session for this browser, created on first need (first message or 转人工).
+  function ensureSession() {
+    if (session) return Promise.resolve(session);
+    return fetch(base + "/api/v1/sessions", { method: "POST" }).then(function (r) {
+      return r.json().then(function (b) {
+        if (!r.ok) throw new Error((b.error && b.error.message) || ("请求失败（" + r.status + "）"));
+        setSession({ id: b.session_id, token: b.session_token });
+        return session;
+      });
+    });
   }
   function scroll() { log.scrollTop = log.scrollHeight; }
   function say(cls, text) { var m = el("div", "leye-msg " + cls, text); log.appendChild(m); scroll(); return m; }
   function sys(text) { return say("leye-sys", text); }
 
   say("leye-bot", "您好！我是乐业助手，可以为您解答就业创业政策、查找招聘岗位，也可以转接人工职业指导师。");
+
+  // The privacy notice comes before the first message; the text (with the retention period)
+  // is the server's, so it always states what this deployment does.
+  var acked = false;
+  try { acked = localStorage.getItem(ACK) === "1"; } catch (e) { /* private mode */ }
+  var fallbackNotice = "隐私提示：您的对话会被保存，用于解答问题和转接人工；身份证号、手机号、银行卡号等个人信息会自动隐去后再保存。请不要输入姓名和详细住址。您可以随时点击“删除记录”删除本次对话。";
+  function showNotice() {
+    var n = el("div", "leye-msg leye-notice");
+    var p = el("div", "leye-notice-text", fallbackNotice);
+    n.appendChild(p);
+    fetch(base + "/api/v1/privacy").then(function (r) { return r.json(); })
+      .then(function (b) { if (b.notice) p.textContent = b.notice; }).catch(function () { /* keep the fallback */ });
+    if (!acked) {
+      input.disabled = true; send.disabled = true;
+      var ok = el("button", "leye-ack", "我知道了");
+      ok.type = "button";
+      ok.onclick = function () {
+        acked = true;
+        try { localStorage.setItem(ACK, "1"); } catch (e) { /* private mode */ }
+        input.disabled = false; send.disabled = false; ok.remove(); input.focus();
+      };
+      n.appendChild(ok);
+    }
+    log.appendChild(n);
+  }
+  showNotice();
 
   function renderCitations(bubble, cites) {
     if (!cites || !cites.length) return;
@@ -128,8 +186,8 @@
       b.type = "button";
       b.setAttribute("aria-label", p[1] === "up" ? "有帮助" : "没帮助");
       b.onclick = function () {
-        fetch(base + "/api/v1/sessions/" + sessionId + "/feedback", {
-          method: "POST", headers: { "Content-Type": "application/json" },
+        fetch(sessionUrl("/feedback"), {
+          method: "POST", headers: headers(true),
           body: JSON.stringify({ turn_id: turnId, rating: p[1] })
         }).then(function (r) {
           if (r.ok) { fb.querySelectorAll("button").forEach(function (x) { x.disabled = true; }); sys("感谢您的反馈"); }
@@ -141,7 +199,7 @@
   }
 
   function handleEvent(name, data, ctx) {
-    if (name === "meta") { setSession(data.session_id); ctx.turnId = data.turn_id; }
+    if (name === "meta") { ctx.turnId = data.turn_id; }
     else if (name === "token") { ctx.text.textContent += data.text; scroll(); }
     else if (name === "citations") renderCitations(ctx.bubble, data.citations);
     else if (name === "jobs") renderJobs(ctx.bubble, data.jobs, data.relaxed);
@@ -163,11 +221,15 @@
         var idx;
         while ((idx = buf.indexOf("\n\n")) >= 0) {
           var block = buf.slice(0, idx); buf = buf.slice(idx + 2);
-          var name = "message", data = "";
+          var name = "message", data = "", id = null;
           block.split("\n").forEach(function (line) {
             if (line.indexOf("event:") === 0) name = line.slice(6).trim();
             else if (line.indexOf("data:") === 0) data += line.slice(5).replace(/^ /, "");
+            else if (line.indexOf("id:") === 0) id = parseInt(line.slice(3).trim(), 10);
           });
+          // Events are numbered; one already shown (after a resume) is not shown twice.
+          if (id != null && id <= ctx.lastId) continue;
+          if (id != null) ctx.lastId = id;
           if (data) { try { handleEvent(name, JSON.parse(data), ctx); } catch (e) { /* keep reading */ } }
         }
         return pump();
@@ -178,13 +240,24 @@
 
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
-  // After a drop: wait for the server, then take the answer from the stored transcript.
+  // After a drop: resume the answer's events where they stopped; when the server no longer
+  // has them, take the answer from the stored transcript.
   function recover(question, ctx, attempt) {
     var wait = Math.min(1000 * Math.pow(2, attempt), 15000);
     status.textContent = "网络中断，正在重新连接…";
     return sleep(wait).then(function () {
-      if (!sessionId) return send_(question, ctx, attempt + 1);
-      return fetch(base + "/api/v1/sessions/" + sessionId).then(function (r) {
+      if (!session) return send_(question, ctx, attempt + 1);
+      if (ctx.turnId && !ctx.noResume) {
+        var h = headers(false);
+        h["Last-Event-ID"] = String(ctx.lastId);
+        h["Accept"] = "text/event-stream";
+        return fetch(sessionUrl("/turns/" + ctx.turnId + "/events"), { headers: h }).then(function (resp) {
+          if (!resp.ok) { ctx.noResume = true; return recover(question, ctx, attempt); }
+          status.textContent = "";
+          return readSse(resp, ctx).then(function () { if (!ctx.done) throw new Error("stream ended early"); });
+        }).catch(function () { if (!ctx.done && attempt < 8) return recover(question, ctx, attempt + 1); });
+      }
+      return fetch(sessionUrl(), { headers: headers(false) }).then(function (r) {
         if (!r.ok) throw new Error("status " + r.status);
         return r.json();
       }).then(function (t) {
@@ -210,14 +283,22 @@
   }
 
   function send_(question, ctx, attempt) {
-    var body = { message: question, channel: "web" };
-    if (sessionId) body.session_id = sessionId;
-    return fetch(base + "/api/v1/chat/stream", {
-      method: "POST", headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
-      body: JSON.stringify(body)
+    return ensureSession().then(function () {
+      var h = headers(true);
+      h["Accept"] = "text/event-stream";
+      return fetch(base + "/api/v1/chat/stream", {
+        method: "POST", headers: h,
+        body: JSON.stringify({ session_id: session.id, message: question })
+      });
     }).then(function (resp) {
       if (!resp.ok) {
         return resp.json().then(function (e) {
+          var code = e.error && e.error.code;
+          if (code === "session_not_found" && !ctx.retried) {
+            // Deleted or expired: start a new conversation and send once more.
+            ctx.retried = true; setSession(null);
+            return send_(question, ctx, attempt);
+          }
           ctx.done = true;
           sys((e.error && e.error.message) || ("请求失败（" + resp.status + "）"));
         });
@@ -238,21 +319,28 @@
     var bubble = say("leye-bot", "");
     var text = el("div", "leye-text");
     bubble.appendChild(text);
-    var ctx = { bubble: bubble, text: text, turnId: null, done: false };
+    var ctx = { bubble: bubble, text: text, turnId: null, done: false, lastId: 0 };
     send_(q, ctx, 0).then(function () { busy = false; send.disabled = false; });
   });
 
   human.addEventListener("click", function () {
-    function ask() {
-      return fetch(base + "/api/v1/sessions/" + sessionId + "/handoff", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: "{}"
-      }).then(function (r) { return r.json(); }).then(function (h) {
-        if (h.error) { sys(h.error.message); return; }
-        sys(h.message || ("已转人工，当前排队第" + h.position + "位"));
-      }).catch(function () { sys("网络异常，转人工失败，请稍后重试"); });
-    }
-    if (!sessionId) setSession(Array.from(crypto.getRandomValues(new Uint8Array(16)), function (b) { return ("0" + b.toString(16)).slice(-2); }).join(""));
-    ask();
+    ensureSession().then(function () {
+      return fetch(sessionUrl("/handoff"), { method: "POST", headers: headers(true), body: "{}" });
+    }).then(function (r) { return r.json(); }).then(function (h) {
+      if (h.error) { sys(h.error.message); return; }
+      sys(h.message || ("已转人工，当前排队第" + h.position + "位"));
+    }).catch(function () { sys("网络异常，转人工失败，请稍后重试"); });
+  });
+
+  forget.addEventListener("click", function () {
+    if (!session) { sys("当前没有对话记录"); return; }
+    if (!window.confirm("确定删除本次对话的全部记录吗？删除后无法恢复。")) return;
+    fetch(sessionUrl(), { method: "DELETE", headers: headers(false) }).then(function (r) {
+      if (!r.ok && r.status !== 404) throw new Error("status " + r.status);
+      setSession(null);
+      while (log.firstChild) log.removeChild(log.firstChild);
+      sys("对话记录已删除");
+    }).catch(function () { sys("删除失败，请稍后再试"); });
   });
   window.addEventListener("online", function () { status.textContent = ""; });
 })();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use assistant::config::Config;
 use assistant::dialogue::{Assistant, Event, TurnError, TurnRequest};
+use assistant::domain::{Caller, Channel, SessionId};
 
 /// One measured turn.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,13 +37,22 @@ pub enum TurnResult {
 }
 
 /// Runs one turn and times it.
-pub async fn timed_turn(a: &Assistant, question: &str, session: Option<String>) -> TurnResult {
+pub async fn timed_turn(a: &Assistant, question: &str, session: Option<SessionId>) -> TurnResult {
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let start = Instant::now();
+    let session = match session {
+        Some(s) => s,
+        None => match a.create_session(Channel::Bench).await {
+            Ok((id, _)) => id,
+            Err(e) => return TurnResult::Failed(e.to_string()),
+        },
+    };
     let req = TurnRequest {
-        session_id: session,
+        caller: Caller::Citizen {
+            session,
+            channel: Channel::Bench,
+        },
         message: question.to_string(),
-        channel: Some("bench".into()),
         profile: None,
     };
     let collect = async {

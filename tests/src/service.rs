@@ -65,11 +65,17 @@ pub fn service() -> &'static TestService {
         cfg.llm.path = Some(crate::llm_path());
         cfg.embedder.path = Some(crate::embedder_path());
         cfg.server.bind = "127.0.0.1:0".into();
-        cfg.server.console_token = Some(CONSOLE_TOKEN.into());
+        cfg.server.console_token = Some(assistant::config::Secret::new(CONSOLE_TOKEN));
         cfg.server.ip_per_minute = 10_000;
         cfg.server.ip_burst = 10_000;
         cfg.server.session_per_minute = 6;
         cfg.server.session_burst = 5;
+        cfg.server.sessions_per_minute = 10_000;
+        cfg.server.sessions_burst = 10_000;
+        cfg.server.max_in_flight_per_ip = 64;
+        // Short enough that abandoned turns end quickly, long enough to resume a stream.
+        cfg.server.abandon_grace_secs = 3;
+        cfg.server.header_read_timeout_secs = 2;
         cfg.database.url = Some(assistant::store::Db::sqlite_url(home.path()));
         cfg.dialogue.today = Some(TODAY.parse().expect("date"));
         cfg.validate().expect("valid test config");
@@ -118,9 +124,114 @@ impl TestService {
     /// The transcript rows of a session.
     pub fn messages(&self, session: &str) -> Vec<assistant::store::MessageRow> {
         let db = self.running.state.assistant.db().clone();
-        let s = session.to_string();
+        let s = assistant::domain::SessionId::parse(session).expect("a session id");
         self.runtime
             .block_on(async move { db.messages(&s).await })
             .expect("query the database")
+    }
+
+    /// The session's row, if it exists.
+    pub fn session_row(&self, session: &str) -> Option<assistant::store::SessionRow> {
+        let db = self.running.state.assistant.db().clone();
+        let s = assistant::domain::SessionId::parse(session).ok()?;
+        self.runtime
+            .block_on(async move { db.session(&s).await })
+            .expect("query the database")
+    }
+
+    /// Waiting escalations.
+    pub fn waiting(&self) -> Vec<assistant::store::EscalationRow> {
+        let db = self.running.state.assistant.db().clone();
+        self.runtime
+            .block_on(async move { db.waiting().await })
+            .expect("query the database")
+    }
+
+    /// A second listener over the same assistant with a changed server config (limits,
+    /// proxies, tokens), on its own port.
+    pub fn second_listener(
+        &self,
+        change: impl FnOnce(&mut Config),
+    ) -> (Running, String) {
+        let mut cfg = self.config.clone();
+        change(&mut cfg);
+        cfg.validate().expect("valid changed config");
+        let a = self.running.state.assistant.share();
+        let r = self
+            .runtime
+            .block_on(assistant::serve::start(&cfg, a, std::future::pending()))
+            .expect("second listener");
+        let base = format!("http://{}", r.addr);
+        (r, base)
+    }
+}
+
+/// A citizen's conversation over HTTP: its session id and token.
+#[derive(Debug, Clone)]
+pub struct Citizen {
+    /// The server this citizen talks to.
+    pub base: String,
+    /// Session id.
+    pub id: String,
+    /// Session token (sent in `X-Session-Token`).
+    pub token: String,
+}
+
+/// A blocking HTTP client with a long timeout (answers on 2 cores take a while).
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(600))
+        .build()
+        .expect("client")
+}
+
+impl Citizen {
+    /// A new session from `POST /api/v1/sessions`.
+    pub fn new(base: &str) -> Self {
+        let r = client()
+            .post(format!("{base}/api/v1/sessions"))
+            .send()
+            .expect("create session");
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().expect("json");
+        Self::from_response(base, &v)
+    }
+
+    /// The session a first message created (its response carries the token).
+    pub fn from_response(base: &str, v: &serde_json::Value) -> Self {
+        Self {
+            base: base.to_string(),
+            id: v["session_id"].as_str().expect("session_id").to_string(),
+            token: v["session_token"]
+                .as_str()
+                .expect("session_token in the creating response")
+                .to_string(),
+        }
+    }
+
+    /// A request on this session with the token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        client()
+            .request(method, format!("{}/api/v1/sessions/{}{path}", self.base, self.id))
+            .header("x-session-token", &self.token)
+    }
+
+    /// Sends a message on this session; returns (status, body).
+    pub fn chat_status(&self, message: &str) -> (u16, serde_json::Value) {
+        let r = client()
+            .post(format!("{}/api/v1/chat", self.base))
+            .header("x-session-token", &self.token)
+            .json(&serde_json::json!({"session_id": self.id, "message": message}))
+            .send()
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().expect("json"))
+    }
+
+    /// Sends a message on this session and expects an answer.
+    pub fn chat(&self, message: &str) -> serde_json::Value {
+        let (status, v) = self.chat_status(message);
+        assert_eq!(status, 200, "{v}");
+        v
     }
 }

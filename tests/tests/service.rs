@@ -8,14 +8,7 @@ use std::time::Duration;
 
 use knowledge::jobs::JobListing;
 use serde_json::{json, Value};
-use tests::service::{service, CONSOLE_TOKEN, TODAY};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()
-        .expect("client")
-}
+use tests::service::{client, service, Citizen, CONSOLE_TOKEN, TODAY};
 
 fn chat(body: Value) -> Value {
     let r = client()
@@ -27,6 +20,11 @@ fn chat(body: Value) -> Value {
     let v: Value = r.json().expect("json");
     assert!(status.is_success(), "{status}: {v}");
     v
+}
+
+/// The citizen whose first message produced response `v`.
+fn citizen(v: &Value) -> Citizen {
+    Citizen::from_response(&service().base, v)
 }
 
 /// Streams a turn; returns (event name, data) in order, and the response headers.
@@ -143,9 +141,8 @@ fn asking_for_a_person_creates_an_escalation_in_the_console_queue() {
         "{q}"
     );
     // The explicit endpoint (the widget's 转人工 button) returns the same open ticket.
-    let sid = v["session_id"].as_str().expect("sid");
-    let again: Value = client()
-        .post(format!("{}/api/v1/sessions/{sid}/handoff", service().base))
+    let again: Value = citizen(&v)
+        .request(reqwest::Method::POST, "/handoff")
         .json(&json!({}))
         .send()
         .expect("request")
@@ -189,8 +186,8 @@ fn pii_never_reaches_the_database_or_the_logs() {
     for secret in [id, phone, card] {
         assert!(!logs.contains(secret), "PII in the logs");
     }
-    let transcript: Value = client()
-        .get(format!("{}/api/v1/sessions/{sid}", service().base))
+    let transcript: Value = citizen(&v)
+        .request(reqwest::Method::GET, "")
         .send()
         .expect("request")
         .json()
@@ -207,7 +204,10 @@ fn sse_events_come_in_order_with_the_streaming_headers() {
     assert_eq!(headers["content-type"], "text/event-stream");
     assert_eq!(headers["x-accel-buffering"], "no");
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names.first(), Some(&"meta"), "{names:?}");
+    // A first message creates the session: its token comes first, once, then the turn.
+    assert_eq!(names.first(), Some(&"session"), "{names:?}");
+    assert!(events[0].1["session_token"].is_string());
+    assert_eq!(names.get(1), Some(&"meta"), "{names:?}");
     assert_eq!(names.last(), Some(&"done"), "{names:?}");
     let first_token = names.iter().position(|n| *n == "token").expect("tokens");
     let citations = names
@@ -234,8 +234,7 @@ fn a_follow_up_is_rewritten_and_job_search_keeps_to_the_city_and_validity() {
     let today: chrono::NaiveDate = TODAY.parse().expect("date");
     let v = chat(json!({"message": "济南有哪些招聘岗位？"}));
     assert_eq!(v["intent"], "job", "{v}");
-    let sid = v["session_id"].as_str().expect("sid").to_string();
-    let v2 = chat(json!({"session_id": sid, "message": "那青岛呢？"}));
+    let v2 = citizen(&v).chat("那青岛呢？");
     assert_eq!(v2["rewritten"], "青岛有哪些招聘岗位？", "{v2}");
     for (turn, city) in [(&v, "济南市"), (&v2, "青岛市")] {
         let jobs = turn["jobs"].as_array().expect("jobs");
@@ -316,8 +315,10 @@ fn bad_requests_get_json_errors_with_codes() {
         (json!({"msg": "你好"}), "invalid_request"),
         (
             json!({"message": "你好", "session_id": "../../etc"}),
-            "invalid_session_id",
+            "session_not_found",
         ),
+        (json!({"message": "你好", "channel": "web"}), "invalid_request"),
+        (json!({"message": "\u{200b}\u{3000}\u{feff}"}), "empty_message"),
     ] {
         let r = c
             .post(format!("{base}/api/v1/chat"))
@@ -345,12 +346,13 @@ fn bad_requests_get_json_errors_with_codes() {
 #[test]
 fn the_session_rate_limit_answers_429_with_retry_after() {
     let c = client();
-    let sid = format!("ratelimit{}", std::process::id());
+    let me = Citizen::new(&service().base);
     let mut last = None;
     for _ in 0..8 {
         let r = c
             .post(format!("{}/api/v1/chat", service().base))
-            .json(&json!({"session_id": sid, "message": "你好"}))
+            .header("x-session-token", &me.token)
+            .json(&json!({"session_id": me.id, "message": "你好"}))
             .send()
             .expect("request");
         if r.status() == 429 {
@@ -408,9 +410,9 @@ fn health_readiness_and_metrics() {
 #[test]
 fn feedback_is_stored() {
     let v = chat(json!({"message": "你好"}));
-    let sid = v["session_id"].as_str().expect("sid");
-    let r = client()
-        .post(format!("{}/api/v1/sessions/{sid}/feedback", service().base))
+    let me = citizen(&v);
+    let r = me
+        .request(reqwest::Method::POST, "/feedback")
         .json(&json!({"turn_id": v["turn_id"], "rating": "down", "comment": "请留电话13912345678"}))
         .send()
         .expect("request");
@@ -420,12 +422,21 @@ fn feedback_is_stored() {
         texts.iter().any(|t| t == "请留电话[手机号]"),
         "masked comment stored"
     );
-    let r = client()
-        .post(format!("{}/api/v1/sessions/{sid}/feedback", service().base))
+    let r = me
+        .request(reqwest::Method::POST, "/feedback")
         .json(&json!({"rating": "meh"}))
         .send()
         .expect("request");
     assert_eq!(r.status(), 422);
+    // A turn of another session cannot be rated from this one.
+    let other = chat(json!({"message": "你好"}));
+    let r = me
+        .request(reqwest::Method::POST, "/feedback")
+        .json(&json!({"turn_id": other["turn_id"], "rating": "up"}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().expect("json")["error"]["code"], "turn_not_found");
 }
 
 #[test]
@@ -449,6 +460,10 @@ fn a_client_that_goes_away_mid_answer_leaves_the_question_and_an_incomplete_turn
         assert!(n > 0, "stream ended before meta");
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got);
+        // The turn's own `meta` event (after the new session's token): the question is stored.
+        if !text.contains("event: meta") {
+            continue;
+        }
         if let Some(i) = text.find("\"session_id\":\"") {
             let rest = &text[i + 14..];
             if let Some(j) = rest.find('"') {
@@ -459,7 +474,7 @@ fn a_client_that_goes_away_mid_answer_leaves_the_question_and_an_incomplete_turn
     sock.shutdown(std::net::Shutdown::Both).expect("hang up");
     drop(sock);
     let sid = sid.expect("meta event");
-    // The turn notices at its next token and stores what it had.
+    // Nobody resumes it: after the grace period the turn stops and stores what it had.
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
         let msgs = service().messages(&sid);
@@ -482,6 +497,27 @@ fn the_widget_streams_an_answer_with_a_citation_and_hands_off_in_chromium() {
         Duration::from_secs(20),
     )
     .expect("widget rendered");
+    // The privacy notice comes first, with the retention period, and must be acknowledged
+    // before a message can be typed.
+    let notice = b
+        .wait_for(
+            "(() => { const n = document.querySelector('.leye-notice-text');
+                      return n && n.textContent.includes('180天') ? n.textContent : ''; })()",
+            Duration::from_secs(20),
+        )
+        .expect("privacy notice");
+    assert!(
+        notice.as_str().unwrap_or_default().contains("隐去"),
+        "{notice}"
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.leye-bar input').disabled")
+            .expect("eval"),
+        Value::Bool(true),
+        "no message before the notice is acknowledged"
+    );
+    b.eval("document.querySelector('.leye-ack').click()")
+        .expect("acknowledge");
     b.eval(
         "(() => { const i = document.querySelector('.leye-bar input');
                   i.value = '高校毕业生可以得到哪些就业创业服务？';
@@ -523,12 +559,24 @@ fn the_widget_streams_an_answer_with_a_citation_and_hands_off_in_chromium() {
         .expect("queue message");
     assert!(msg.as_str().unwrap_or_default().contains("排在第"), "{msg}");
     let sid = b
-        .eval("localStorage.getItem('leye_session_id')")
+        .eval("JSON.parse(localStorage.getItem('leye_session')).id")
         .expect("session id");
     let msgs = service().messages(sid.as_str().expect("sid"));
     assert!(
         msgs.iter().any(|m| m.text.starts_with("转人工")),
         "{msgs:?}"
+    );
+    // 删除记录 deletes the conversation on the server and forgets it in the browser.
+    b.eval("window.confirm = () => true; document.querySelector('.leye-delete').click()")
+        .expect("click 删除记录");
+    b.wait_for(
+        "localStorage.getItem('leye_session') === null",
+        Duration::from_secs(30),
+    )
+    .expect("forgotten in the browser");
+    assert!(
+        service().session_row(sid.as_str().expect("sid")).is_none(),
+        "deleted on the server"
     );
 }
 
@@ -552,8 +600,7 @@ fn injection_and_out_of_scope_get_a_polite_refusal_without_the_system_prompt() {
 fn two_unanswerable_questions_in_a_row_hand_off_to_a_person() {
     let v = chat(json!({"message": "申领海南省远洋渔船燃油补贴需要满足什么条件？"}));
     assert!(v["handoff"].is_null(), "one miss is not yet a handoff: {v}");
-    let sid = v["session_id"].as_str().expect("sid");
-    let v = chat(json!({"session_id": sid, "message": "西藏自治区牧民草原生态补贴标准是多少？"}));
+    let v = citizen(&v).chat("西藏自治区牧民草原生态补贴标准是多少？");
     assert_eq!(v["handoff"]["reason"], "repeated_failure", "{v}");
     assert!(v["answer"].as_str().expect("a").contains("排在第"), "{v}");
 }
@@ -621,7 +668,9 @@ fn graceful_shutdown_finishes_the_answer_in_flight_then_refuses_connections() {
         .block_on(running.shutdown())
         .expect("graceful shutdown");
     let names = reader.join().expect("reader");
-    assert_eq!(names.first().map(String::as_str), Some("meta"), "{names:?}");
+    // The new session's token first, then the whole turn.
+    assert_eq!(names.first().map(String::as_str), Some("session"), "{names:?}");
+    assert_eq!(names.get(1).map(String::as_str), Some("meta"), "{names:?}");
     assert_eq!(names.last().map(String::as_str), Some("done"), "{names:?}");
     assert!(
         std::net::TcpStream::connect(addr).is_err(),

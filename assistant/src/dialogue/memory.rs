@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the citizen told us about themselves, kept for the session and used as filters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     /// One of Shandong's 16 cities (full name, e.g. 青岛市).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::guard::mask_pii;
+use crate::domain::{Caller, Channel, SessionId, SessionToken};
+use crate::guard::{citizen_text, for_log, mask_pii};
 use crate::knowledge_base::KnowledgeBase;
 use crate::metrics::Metrics;
 use crate::store::{Completion, Db, DbError};
@@ -79,15 +80,13 @@ impl Default for DialogueConfig {
     }
 }
 
-/// One incoming message.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One incoming message from a caller that has proven who it is.
+#[derive(Debug, Clone)]
 pub struct TurnRequest {
-    /// Existing session; a new one is created when absent or unknown.
-    pub session_id: Option<String>,
-    /// The citizen's text.
+    /// Who asks: the session (it must exist: see [`Assistant::create_session`]) and channel.
+    pub caller: Caller,
+    /// The citizen's text as received; cleaned and masked here before anything else.
     pub message: String,
-    /// web | miniprogram | wechat_mp | api | cli.
-    pub channel: Option<String>,
     /// Profile the channel already knows (merged into the session's).
     pub profile: Option<Profile>,
 }
@@ -159,6 +158,9 @@ pub enum TurnError {
     /// The model queue is full.
     #[error("the assistant is busy, please retry shortly")]
     Busy,
+    /// The session does not exist (deleted meanwhile).
+    #[error("session not found")]
+    SessionNotFound,
     /// Model or retrieval failed.
     #[error("{0}")]
     Internal(String),
@@ -265,28 +267,47 @@ impl Assistant {
         map.entry(id.to_string()).or_default().clone()
     }
 
-    /// Runs one turn, sending its events to `tx`. A closed `tx` (client gone) stops the turn
-    /// and stores what was answered so far as `incomplete`.
+    /// Creates a session for a new caller on `channel`; the token goes to that caller only
+    /// and is stored as its hash.
+    pub async fn create_session(&self, channel: Channel) -> Result<(SessionId, SessionToken), DbError> {
+        let token = SessionToken::new();
+        let id = self.db.create_session(channel, &token.hash()).await?;
+        Ok((id, token))
+    }
+
+    /// Runs one turn, sending its events to `tx`. A closed `tx` (nobody listening any more)
+    /// stops the turn, also while it waits for the model, and stores what was answered so far
+    /// as `incomplete`.
     pub async fn turn(&self, req: TurnRequest, tx: mpsc::Sender<Event>) -> Result<(), TurnError> {
         let started = Instant::now();
-        let channel = req.channel.clone().unwrap_or_else(|| "api".into());
-        let text = mask_pii(req.message.trim());
+        let channel = req.caller.channel();
+        let sid = req.caller.session().clone();
+        let text = citizen_text(&req.message);
         let session = self
             .db
-            .ensure_session(req.session_id.as_deref(), &channel)
-            .await?;
-        let span = tracing::info_span!("turn", session = %session.id, channel = %channel);
+            .session(&sid)
+            .await?
+            .ok_or(TurnError::SessionNotFound)?;
+        let span = tracing::info_span!("turn", session = %sid, channel = %channel);
         async move {
-            let lock = self.session_lock(&session.id);
+            let lock = self.session_lock(sid.as_str());
             let _one_turn_at_a_time = lock.lock().await;
             // Earlier messages first: the question is committed before any work on the answer.
-            let history = self.db.messages(&session.id).await?;
+            let history = self.db.messages(&sid).await?;
             let question_id = self
                 .db
-                .add_message(&session.id, "user", &text, &channel, "complete")
+                .add_message(&sid, "user", &text, channel, "complete")
                 .await?;
 
-            let mut profile: Profile = serde_json::from_str(&session.profile).unwrap_or_default();
+            // Re-read under the lock: a turn that just ended may have changed them.
+            let session = self.db.session(&sid).await?.unwrap_or(session);
+            let mut profile: Profile = match serde_json::from_str(&session.profile) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %for_log(&e.to_string()), "stored profile unreadable; starting a new one");
+                    Profile::default()
+                }
+            };
             if let Some(p) = &req.profile {
                 // Only Shandong's cities are filters; anything else from a channel is ignored.
                 if let Some(c) = p.city.as_deref().and_then(memory::find_city) {
@@ -319,7 +340,7 @@ impl Assistant {
                 .await?;
             let turn_id = self
                 .db
-                .add_message(&session.id, "assistant", "", &channel, "pending")
+                .add_message(&sid, "assistant", "", channel, "pending")
                 .await?;
             tracing::info!(
                 intent = route.intent.as_str(),
@@ -328,7 +349,7 @@ impl Assistant {
             );
             let _ = tx
                 .send(Event::Meta {
-                    session_id: session.id.clone(),
+                    session_id: sid.to_string(),
                     turn_id: turn_id.clone(),
                     intent: route.intent,
                     rewritten: rewritten.clone(),
@@ -339,7 +360,7 @@ impl Assistant {
             let result = match route.intent {
                 Intent::Handoff => {
                     let reason = route.handoff.unwrap_or(HandoffReason::Explicit);
-                    self.handoff(&session.id, reason, route.intent, &text, &tx, &mut out)
+                    self.handoff(&sid, reason, route.intent, &text, &tx, &mut out)
                         .await
                 }
                 Intent::Smalltalk => {
@@ -363,7 +384,7 @@ impl Assistant {
             // A second "not covered" in a row: offer the person right away.
             if out.not_covered && failures >= self.cfg.max_failures && out.handoff.is_none() {
                 self.handoff(
-                    &session.id,
+                    &sid,
                     HandoffReason::RepeatedFailure,
                     route.intent,
                     &text,
@@ -378,7 +399,7 @@ impl Assistant {
             }
             self.db
                 .update_session(
-                    &session.id,
+                    &sid,
                     &serde_json::to_string(&profile).unwrap_or_else(|_| "{}".into()),
                     failures,
                 )
@@ -421,26 +442,32 @@ impl Assistant {
         .await
     }
 
-    /// An explicit handoff request from the channel's 转人工 button: the escalation is created
-    /// (or the open one returned) and the request is stored in the transcript.
+    /// An explicit handoff request from the channel's 转人工 button on an existing session:
+    /// the escalation is created (or the open one returned) and the request is stored in the
+    /// transcript. It never creates a session.
     pub async fn request_handoff(
         &self,
-        session_id: &str,
+        caller: &Caller,
         note: &str,
-    ) -> Result<HandoffInfo, DbError> {
-        let session = self.db.ensure_session(Some(session_id), "web").await?;
-        let text = if note.trim().is_empty() {
+    ) -> Result<HandoffInfo, TurnError> {
+        let session_id = caller.session();
+        let channel = caller.channel();
+        if self.db.session(session_id).await?.is_none() {
+            return Err(TurnError::SessionNotFound);
+        }
+        let note = citizen_text(note);
+        let text = if note.is_empty() {
             "转人工".to_string()
         } else {
-            format!("转人工：{}", note.trim())
+            format!("转人工：{note}")
         };
         self.db
-            .add_message(&session.id, "user", &text, &session.channel, "complete")
+            .add_message(session_id, "user", &text, channel, "complete")
             .await?;
         let (esc, position) = self
             .db
             .escalate(
-                &session.id,
+                session_id,
                 HandoffReason::Explicit.as_str(),
                 Intent::Handoff.as_str(),
                 &text,
@@ -453,13 +480,7 @@ impl Assistant {
         );
         let id = self
             .db
-            .add_message(
-                &session.id,
-                "assistant",
-                &message,
-                &session.channel,
-                "complete",
-            )
+            .add_message(session_id, "assistant", &message, channel, "complete")
             .await?;
         self.db.set_intent(&id, Intent::Handoff.as_str()).await?;
         Ok(HandoffInfo {
@@ -473,7 +494,7 @@ impl Assistant {
 
     async fn handoff(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         reason: HandoffReason,
         intent: Intent,
         text: &str,
@@ -654,7 +675,17 @@ impl Assistant {
         let mut verifier = Verifier::new(evidence.clone());
         let mut pending = String::new();
         let mut failed = None;
-        while let Some(ev) = rx.recv().await {
+        loop {
+            // While the request waits in the model queue no text arrives: watch the listeners
+            // too, so an abandoned request leaves the queue before it is ever prefilled.
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tx.closed() => {
+                    out.cancelled = true;
+                    return Ok(());
+                }
+            };
+            let Some(ev) = ev else { break };
             match ev {
                 GenEvent::Text(piece) => {
                     if tx.is_closed() {
@@ -679,7 +710,7 @@ impl Assistant {
                     for s in sentences {
                         let shown = verifier.sentence(&s);
                         tracing::debug!(
-                            sentence = %mask_pii(&s),
+                            sentence = %for_log(&mask_pii(&s)),
                             verdict = ?verifier.verdicts.last(),
                             "verified"
                         );

@@ -5,6 +5,11 @@
 //! row is written as `pending` first and completed at the end, so a crash leaves the question
 //! stored and the turn marked (`pending` rows become `incomplete` at the next start).
 //! Everything stored here is already masked by the guard.
+//!
+//! Order and uniqueness come from the database, never from clocks or check-then-insert:
+//! message `seq` from a per-session counter, queue order from the `escalation_queue` counter
+//! (`UPDATE … RETURNING`, atomic on both databases), one open escalation per session from a
+//! unique partial index.
 
 use std::path::Path;
 
@@ -12,13 +17,18 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use crate::domain::{Channel, SessionId, TokenHash};
+
 /// The migrations, in order. Each runs once, inside a transaction, recorded in
 /// `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "conversations",
-    include_str!("../../migrations/0001_conversations.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "conversations",
+        include_str!("../../migrations/0001_conversations.sql"),
+    ),
+    (2, "trust", include_str!("../../migrations/0002_trust.sql")),
+];
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +85,15 @@ pub struct SessionRow {
     pub failures: i64,
     /// Created, ms.
     pub created_at: i64,
+    /// SHA-256 of the session's token (none for sessions made before tokens existed).
+    pub token_hash: Option<String>,
+}
+
+impl SessionRow {
+    /// The channel the session lives on.
+    pub fn channel(&self) -> Channel {
+        Channel::from_stored(&self.channel)
+    }
 }
 
 /// A stored message.
@@ -115,6 +134,8 @@ pub struct EscalationRow {
     pub status: String,
     /// Why (explicit, complaint, wage_dispute, crisis, repeated_failure, not_covered).
     pub reason: String,
+    /// Place in arrival order, handed out by the database.
+    pub queue_seq: i64,
     /// Intent of the turn that escalated.
     pub intent: String,
     /// The citizen's last message (masked), for the queue view.
@@ -160,12 +181,16 @@ fn message(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
+const ESCALATION_COLUMNS: &str =
+    "id, session_id, status, reason, queue_seq, intent, summary, created_at";
+
 fn escalation(r: &AnyRow) -> Result<EscalationRow> {
     Ok(EscalationRow {
         id: r.try_get("id")?,
         session_id: r.try_get("session_id")?,
         status: r.try_get("status")?,
         reason: r.try_get("reason")?,
+        queue_seq: r.try_get("queue_seq")?,
         intent: r.try_get("intent")?,
         summary: r.try_get("summary")?,
         created_at: r.try_get("created_at")?,
@@ -296,40 +321,30 @@ impl Db {
         Ok(r.rows_affected())
     }
 
-    /// The session `id`, created when missing (or when `id` is `None`).
-    pub async fn ensure_session(&self, id: Option<&str>, channel: &str) -> Result<SessionRow> {
-        if let Some(id) = id {
-            if let Some(s) = self.session(id).await? {
-                return Ok(s);
-            }
-        }
-        let id = id.map(str::to_string).unwrap_or_else(new_id);
+    /// Creates a session owned by the holder of the token whose hash is given.
+    pub async fn create_session(&self, channel: Channel, token: &TokenHash) -> Result<SessionId> {
+        let id = SessionId::new();
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO sessions (id, channel, profile, failures, created_at, updated_at) \
-             VALUES ($1, $2, '{}', 0, $3, $4)",
+            "INSERT INTO sessions (id, channel, profile, failures, created_at, updated_at, token_hash, next_seq) \
+             VALUES ($1, $2, '{}', 0, $3, $4, $5, 0)",
         )
-        .bind(&id)
-        .bind(channel)
+        .bind(id.as_str())
+        .bind(channel.as_str())
         .bind(now)
         .bind(now)
+        .bind(token.as_str())
         .execute(&self.pool)
         .await?;
-        Ok(SessionRow {
-            id,
-            channel: channel.to_string(),
-            profile: "{}".into(),
-            failures: 0,
-            created_at: now,
-        })
+        Ok(id)
     }
 
     /// A session, if it exists.
-    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+    pub async fn session(&self, id: &SessionId) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT id, channel, profile, failures, created_at FROM sessions WHERE id = $1",
+            "SELECT id, channel, profile, failures, created_at, token_hash FROM sessions WHERE id = $1",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -339,60 +354,126 @@ impl Db {
                 profile: r.try_get("profile")?,
                 failures: r.try_get("failures")?,
                 created_at: r.try_get("created_at")?,
+                token_hash: r.try_get("token_hash")?,
             })
         })
         .transpose()
     }
 
+    /// The session, only when `token` is its token. An unknown id and a wrong token give the
+    /// same `None`, so callers cannot tell which ids exist.
+    pub async fn authorize(&self, id: &SessionId, token: &TokenHash) -> Result<Option<SessionRow>> {
+        let s = self.session(id).await?;
+        Ok(s.filter(|s| {
+            s.token_hash
+                .as_ref()
+                .is_some_and(|h| TokenHash::from_stored(h.clone()).matches(token))
+        }))
+    }
+
+    /// Whether `turn_id` is an assistant message of this session.
+    pub async fn turn_in_session(&self, session: &SessionId, turn_id: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT id FROM messages WHERE id = $1 AND session_id = $2 AND role = 'assistant'",
+        )
+        .bind(turn_id)
+        .bind(session.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Deletes a conversation: messages, feedback, escalations and the session with its
+    /// profile. Returns whether it existed.
+    pub async fn delete_session(&self, id: &SessionId) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["feedback", "messages", "escalations"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1"))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let r = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Deletes conversations with no activity since `before_ms` (the retention period);
+    /// returns how many.
+    pub async fn purge_inactive(&self, before_ms: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["feedback", "messages", "escalations"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions WHERE updated_at < $1)"
+            ))
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let r = sqlx::query("DELETE FROM sessions WHERE updated_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    }
+
     /// Saves the session's profile and failure count.
-    pub async fn update_session(&self, id: &str, profile: &str, failures: i64) -> Result<()> {
+    pub async fn update_session(&self, id: &SessionId, profile: &str, failures: i64) -> Result<()> {
         sqlx::query(
             "UPDATE sessions SET profile = $1, failures = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(profile)
         .bind(failures)
         .bind(now_ms())
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Appends a message (committed when this returns) and returns its id.
+    /// Appends a message (committed when this returns) and returns its id. Its place comes
+    /// from the session's counter, so concurrent messages (two tabs, two servers) never
+    /// collide.
     pub async fn add_message(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         role: &str,
         text: &str,
-        channel: &str,
+        channel: Channel,
         status: &str,
     ) -> Result<String> {
         let id = new_id();
-        // The next seq is computed in the insert; a concurrent insert into the same session
-        // (two tabs) hits the UNIQUE constraint and is retried.
-        let mut attempts = 0;
-        loop {
-            let r = sqlx::query(
-                "INSERT INTO messages (id, session_id, seq, role, text, channel, status, created_at) \
-                 VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = $3), \
-                 $4, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(session_id)
-            .bind(session_id)
-            .bind(role)
-            .bind(text)
-            .bind(channel)
-            .bind(status)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await;
-            match r {
-                Ok(_) => return Ok(id),
-                Err(e) if attempts < 5 && is_unique_violation(&e) => attempts += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query(
+            "UPDATE sessions SET next_seq = next_seq + 1, updated_at = $1 WHERE id = $2 RETURNING next_seq",
+        )
+        .bind(now)
+        .bind(session_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(DbError::NotFound("session"))?
+        .try_get(0)?;
+        sqlx::query(
+            "INSERT INTO messages (id, session_id, seq, role, text, channel, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(session_id.as_str())
+        .bind(seq)
+        .bind(role)
+        .bind(text)
+        .bind(channel.as_str())
+        .bind(status)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Completes (or marks cut off) an assistant message written as `pending`.
@@ -426,12 +507,12 @@ impl Db {
     }
 
     /// The transcript of a session, in order.
-    pub async fn messages(&self, session_id: &str) -> Result<Vec<MessageRow>> {
+    pub async fn messages(&self, session_id: &SessionId) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT id, seq, role, text, channel, intent, status, citations, jobs, rewritten, created_at \
              FROM messages WHERE session_id = $1 ORDER BY seq",
         )
-        .bind(session_id)
+        .bind(session_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message).collect()
@@ -451,74 +532,115 @@ impl Db {
     }
 
     /// The open (waiting or assigned) escalation of a session.
-    pub async fn open_escalation(&self, session_id: &str) -> Result<Option<EscalationRow>> {
-        let row = sqlx::query(
-            "SELECT id, session_id, status, reason, intent, summary, created_at FROM escalations \
-             WHERE session_id = $1 AND status IN ('waiting', 'assigned') ORDER BY created_at LIMIT 1",
-        )
-        .bind(session_id)
+    pub async fn open_escalation(&self, session_id: &SessionId) -> Result<Option<EscalationRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ESCALATION_COLUMNS} FROM escalations \
+             WHERE session_id = $1 AND status IN ('waiting', 'assigned')"
+        ))
+        .bind(session_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(escalation).transpose()
     }
 
-    /// Creates a waiting escalation (or returns the session's open one) and its 1-based queue
-    /// position among waiting escalations.
+    /// Creates a waiting escalation, or returns the session's open one, with its 1-based queue
+    /// position among waiting escalations. The queue number is taken from the database counter
+    /// in the same transaction as the insert, so two escalations can never share a place; the
+    /// unique index decides which of two concurrent requests of one session creates it.
     pub async fn escalate(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         reason: &str,
         intent: &str,
         summary: &str,
     ) -> Result<(EscalationRow, i64)> {
         let e = match self.open_escalation(session_id).await? {
             Some(e) => e,
-            None => {
-                let now = now_ms();
-                let e = EscalationRow {
-                    id: new_id(),
-                    session_id: session_id.to_string(),
-                    status: "waiting".into(),
-                    reason: reason.to_string(),
-                    intent: intent.to_string(),
-                    summary: summary.to_string(),
-                    created_at: now,
-                };
-                sqlx::query(
-                    "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at) \
-                     VALUES ($1, $2, 'waiting', $3, $4, $5, $6, $7)",
-                )
-                .bind(&e.id)
-                .bind(session_id)
-                .bind(reason)
-                .bind(intent)
-                .bind(summary)
-                .bind(now)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                e
-            }
+            None => match self.insert_escalation(session_id, reason, intent, summary).await {
+                Ok(e) => e,
+                Err(DbError::Sql(e)) if is_unique_violation(&e) => self
+                    .open_escalation(session_id)
+                    .await?
+                    .ok_or(DbError::NotFound("open escalation"))?,
+                Err(e) => return Err(e),
+            },
         };
-        let ahead: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM escalations WHERE status = 'waiting' AND \
-             (created_at < $1 OR (created_at = $2 AND id < $3))",
+        let position = self.queue_position(&e).await?;
+        Ok((e, position))
+    }
+
+    async fn insert_escalation(
+        &self,
+        session_id: &SessionId,
+        reason: &str,
+        intent: &str,
+        summary: &str,
+    ) -> Result<EscalationRow> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query(
+            "UPDATE counters SET value = value + 1 WHERE name = 'escalation_queue' RETURNING value",
         )
-        .bind(e.created_at)
-        .bind(e.created_at)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(DbError::NotFound("escalation_queue counter"))?
+        .try_get(0)?;
+        let e = EscalationRow {
+            id: new_id(),
+            session_id: session_id.to_string(),
+            status: "waiting".into(),
+            reason: reason.to_string(),
+            queue_seq: seq,
+            intent: intent.to_string(),
+            summary: summary.to_string(),
+            created_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at, queue_seq) \
+             VALUES ($1, $2, 'waiting', $3, $4, $5, $6, $7, $8)",
+        )
         .bind(&e.id)
+        .bind(session_id.as_str())
+        .bind(reason)
+        .bind(intent)
+        .bind(summary)
+        .bind(now)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(e)
+    }
+
+    /// 1-based place of a waiting escalation: how many waiting ones arrived before it, plus one.
+    pub async fn queue_position(&self, e: &EscalationRow) -> Result<i64> {
+        let ahead: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM escalations WHERE status = 'waiting' AND queue_seq < $1",
+        )
+        .bind(e.queue_seq)
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
-        Ok((e, ahead + 1))
+        Ok(ahead + 1)
     }
 
-    /// Waiting escalations, oldest first.
+    /// Moves an escalation to `status` (assigned, resolved, abandoned).
+    pub async fn set_escalation_status(&self, id: &str, status: &str) -> Result<()> {
+        sqlx::query("UPDATE escalations SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Waiting escalations, in arrival order.
     pub async fn waiting(&self) -> Result<Vec<EscalationRow>> {
-        let rows = sqlx::query(
-            "SELECT id, session_id, status, reason, intent, summary, created_at FROM escalations \
-             WHERE status = 'waiting' ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ESCALATION_COLUMNS} FROM escalations WHERE status = 'waiting' ORDER BY queue_seq"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(escalation).collect()
@@ -527,7 +649,7 @@ impl Db {
     /// Stores 👍 (1) or 👎 (-1) with an optional comment.
     pub async fn add_feedback(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         turn_id: Option<&str>,
         rating: i64,
         text: &str,
@@ -538,7 +660,7 @@ impl Db {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
-        .bind(session_id)
+        .bind(session_id.as_str())
         .bind(turn_id)
         .bind(rating)
         .bind(text)

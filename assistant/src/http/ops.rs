@@ -1,0 +1,58 @@
+//! Operations: liveness, readiness and Prometheus metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::console::bearer_matches;
+use super::error::ApiError;
+use super::AppState;
+
+/// `GET /readyz`: database and model worker.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let db = state.assistant.db().ping().await.is_ok();
+    let model = !state.assistant.generator().is_stopped();
+    let body = json!({"ready": db && model, "checks": {"database": db, "model": model, "knowledge": true}});
+    let status = if db && model {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: with `server.metrics_token` set, only with that bearer token; otherwise
+/// only for loopback peers (a Prometheus on the same host, or through an SSH tunnel). The
+/// peer is the socket's, never `X-Forwarded-For`.
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let allowed = match &state.server.metrics_token {
+        Some(t) => bearer_matches(&headers, t.expose()),
+        None => peer.ip().is_loopback(),
+    };
+    if !allowed {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "指标接口仅对本机或持有令牌的请求开放",
+        )
+        .into_response();
+    }
+    let g = state.assistant.generator();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state
+            .assistant
+            .metrics()
+            .render(g.queue_depth(), g.capacity()),
+    )
+        .into_response()
+}
