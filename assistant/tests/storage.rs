@@ -297,11 +297,16 @@ async fn bad_urls_are_clear_errors() {
 /// A fresh PostgreSQL database per run, so earlier runs cannot make a test pass or fail;
 /// `None` when `DATABASE_URL` is not PostgreSQL (the PostgreSQL runs are done by .ci/run).
 async fn postgres(tag: &str) -> Option<(Db, String, Db)> {
+    // CI sets DATABASE_URL (.ci/run starts PostgreSQL): there a missing one is a failure,
+    // not a silently green test.
+    let in_ci = std::env::var_os("CI").is_some();
     let Ok(url) = std::env::var("DATABASE_URL") else {
+        assert!(!in_ci, "CI is set but DATABASE_URL is not: the PostgreSQL run would be skipped");
         eprintln!("DATABASE_URL not set: the PostgreSQL run is done by .ci/run, not here");
         return None;
     };
     if !url.starts_with("postgres") {
+        assert!(!in_ci, "CI is set but DATABASE_URL is not PostgreSQL");
         eprintln!("DATABASE_URL is not PostgreSQL; skipping the PostgreSQL run");
         return None;
     }

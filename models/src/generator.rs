@@ -4,7 +4,7 @@
 //! answered at once with [`Error::Busy`] instead of letting latency grow without bound, and a
 //! dropped reply receiver (the client went away) stops that generation before its next token.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -44,7 +44,17 @@ struct Job {
 pub struct Generator {
     tx: mpsc::Sender<Job>,
     queued: Arc<AtomicUsize>,
+    counts: Arc<WorkerCounts>,
     capacity: usize,
+}
+
+/// What the worker has done, for metrics and for tests that must not rely on timing.
+#[derive(Debug, Default)]
+struct WorkerCounts {
+    /// Tokens generated, over all requests (including ones stopped early).
+    tokens: AtomicU64,
+    /// Requests skipped because their receiver was gone before they left the queue.
+    skipped: AtomicU64,
 }
 
 impl std::fmt::Debug for Generator {
@@ -64,9 +74,11 @@ impl Generator {
         let (tx, rx) = mpsc::channel(capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let worker_queued = queued.clone();
+        let counts = Arc::new(WorkerCounts::default());
+        let worker_counts = counts.clone();
         let handle = std::thread::Builder::new()
             .name("leye-llm".into())
-            .spawn(move || run(llm, rx, worker_queued))
+            .spawn(move || run(llm, rx, worker_queued, worker_counts))
             .map_err(|e| Error::Io {
                 action: "spawning",
                 path: "leye-llm thread".into(),
@@ -76,6 +88,7 @@ impl Generator {
             Self {
                 tx,
                 queued,
+                counts,
                 capacity,
             },
             handle,
@@ -131,18 +144,34 @@ impl Generator {
         self.queued.load(Ordering::SeqCst)
     }
 
+    /// Tokens generated so far, over all requests, including those stopped early.
+    pub fn tokens_generated(&self) -> u64 {
+        self.counts.tokens.load(Ordering::SeqCst)
+    }
+
+    /// Requests dropped before prefill because nobody waited for them any more.
+    pub fn skipped_requests(&self) -> u64 {
+        self.counts.skipped.load(Ordering::SeqCst)
+    }
+
     /// The queue's capacity.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 }
 
-fn run(mut llm: Llm, mut rx: mpsc::Receiver<Job>, queued: Arc<AtomicUsize>) {
+fn run(
+    mut llm: Llm,
+    mut rx: mpsc::Receiver<Job>,
+    queued: Arc<AtomicUsize>,
+    counts: Arc<WorkerCounts>,
+) {
     while let Some(job) = rx.blocking_recv() {
         queued.fetch_sub(1, Ordering::SeqCst);
         let _enter = job.span.enter();
         if job.reply.is_closed() {
             tracing::debug!("request abandoned while queued");
+            counts.skipped.fetch_add(1, Ordering::SeqCst);
             continue;
         }
         let reply = job.reply.clone();
@@ -154,7 +183,12 @@ fn run(mut llm: Llm, mut rx: mpsc::Receiver<Job>, queued: Arc<AtomicUsize>) {
             })
         }));
         let last = match result {
-            Ok(Ok(g)) => GenEvent::Done(g.stats),
+            Ok(Ok(g)) => {
+                counts
+                    .tokens
+                    .fetch_add(g.stats.completion_tokens as u64, Ordering::SeqCst);
+                GenEvent::Done(g.stats)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "generation failed");
                 GenEvent::Failed(e)

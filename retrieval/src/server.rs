@@ -56,8 +56,20 @@ const UPSERT_BATCH: usize = 256;
 /// The server store.
 pub struct ServerStore {
     client: Arc<Qdrant>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped: `Drop` takes it out to shut it down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
     url: String,
+}
+
+impl Drop for ServerStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks stop, and tokio panics when that happens
+        // inside async code (the end of `leye ask`, server shutdown, error paths that drop the
+        // knowledge base on a runtime worker). Shutting down in the background never blocks.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -96,7 +108,7 @@ impl ServerStore {
             .map_err(server_err)?;
         let store = Self {
             client: Arc::new(client),
-            runtime,
+            runtime: Some(runtime),
             url: config.url.clone(),
         };
         store
@@ -120,8 +132,12 @@ impl ServerStore {
         T: Send + 'static,
     {
         let fut = f(self.client.clone());
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Server("the store is shutting down".into()))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv()

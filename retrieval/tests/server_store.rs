@@ -37,6 +37,30 @@ fn server_store_passes_the_suite_through_the_test_grpc_server() {
 }
 
 #[test]
+fn a_store_dropped_inside_async_code_does_not_panic() {
+    // `leye ask`, server shutdown and error paths drop the knowledge base (and with it this
+    // store's own runtime) on a runtime worker, where tokio forbids blocking.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backing = Arc::new(EdgeStore::open(dir.path()).expect("open"));
+    let server = support::qdrant_grpc::start(backing.clone());
+    let store = ServerStore::connect(&ServerConfig::new(&server.url)).expect("connect");
+    suite(&store, "dropped");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dropped = rt.block_on(async move {
+        tokio::spawn(async move { drop(store) }).await.is_ok()
+    });
+    assert!(dropped, "dropping the store on a runtime worker panicked");
+    assert_eq!(
+        backing.count("dropped", &Filter::default()).expect("count"),
+        3
+    );
+}
+
+#[test]
 fn a_server_that_does_not_answer_is_a_clear_error() {
     // Bind and drop a listener to find a port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -53,13 +77,12 @@ fn a_server_that_does_not_answer_is_a_clear_error() {
     );
 }
 
-/// Runs only where a real Qdrant is reachable: `QDRANT_URL=http://localhost:6334 cargo test`.
+/// Runs only where a real Qdrant is reachable (none is installable on our CI machines):
+/// `QDRANT_URL=http://localhost:6334 cargo test -- --ignored`.
 #[test]
+#[ignore = "needs QDRANT_URL (a real Qdrant server)"]
 fn server_store_passes_the_suite_on_a_real_qdrant() {
-    let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!("QDRANT_URL not set: the real-Qdrant run of the store suite is not done here");
-        return;
-    };
+    let url = std::env::var("QDRANT_URL").expect("QDRANT_URL: the real Qdrant to test against");
     let mut cfg = ServerConfig::new(url);
     cfg.api_key = std::env::var("QDRANT_API_KEY").ok();
     let store = ServerStore::connect(&cfg).expect("connect to QDRANT_URL");

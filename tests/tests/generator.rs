@@ -36,10 +36,8 @@ async fn queue_busy_drop_and_completion() {
         Err(models::Error::Busy { .. }) => {}
         other => panic!("expected Busy, got {other:?}"),
     }
-    // Dropping A's receiver stops A; B then runs to completion, well before A's 400 tokens
-    // could have been generated (~30 tok/s here).
+    // Dropping A's receiver stops A before its next token; B then runs to completion.
     drop(a);
-    let t0 = std::time::Instant::now();
     let mut b = b;
     let mut text = String::new();
     let stats = loop {
@@ -54,10 +52,11 @@ async fn queue_busy_drop_and_completion() {
         }
     };
     assert!(stats.completion_tokens <= 3);
+    // Counted, not timed: A stopped far short of its 400 tokens.
+    let total = generator.tokens_generated();
     assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "A kept running after its receiver was dropped ({:?})",
-        t0.elapsed()
+        total < 100,
+        "A kept running after its receiver was dropped: {total} tokens generated"
     );
     assert_eq!(generator.queue_depth(), 0);
 

@@ -92,6 +92,21 @@ fn another_client_cannot_touch_a_session_without_its_token() {
             assert_eq!(got, (404, "session_not_found".into()), "{who}: {method} {path}");
         }
     }
+    // Creating a session takes no fields: a body that tries to choose one is refused.
+    for body in [json!({"session_id": owner.id}), json!({"channel": "wechat_mp"})] {
+        let r = client()
+            .post(format!("{}/api/v1/sessions", base()))
+            .json(&body)
+            .send()
+            .expect("request");
+        assert_eq!(code(r), (422, "invalid_request".into()), "{body}");
+    }
+    let r = client()
+        .post(format!("{}/api/v1/sessions", base()))
+        .json(&json!({}))
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 201);
     // Posting into the session with another token is refused the same way.
     let r = client()
         .post(format!("{}/api/v1/chat", base()))
@@ -353,6 +368,8 @@ fn queue_depth() -> u64 {
 
 #[test]
 fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
+    let generator = service().running.state.assistant.generator().clone();
+    let skipped_before = generator.skipped_requests();
     let citizens: Vec<Citizen> = (0..20).map(|_| Citizen::new(base())).collect();
     let socks: Vec<TcpStream> = citizens
         .iter()
@@ -384,6 +401,11 @@ fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
     assert!(
         never_generated >= 14,
         "queued requests are dropped before prefill: {never_generated} of 20 never generated"
+    );
+    let skipped = generator.skipped_requests() - skipped_before;
+    assert!(
+        skipped >= 14,
+        "the model worker skipped only {skipped} abandoned requests without prefilling them"
     );
     // The model is free again: the next question is answered.
     let v = Citizen::new(base()).chat("高校毕业生可以得到哪些就业创业服务？");

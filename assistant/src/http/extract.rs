@@ -66,6 +66,28 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be absent (no body at all); when present it is read exactly like
+/// [`JsonBody`], unknown fields refused.
+pub struct MaybeJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for MaybeJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let h = req.headers();
+        let declared_empty = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.trim() == "0");
+        if declared_empty && !h.contains_key(header::TRANSFER_ENCODING) {
+            return Ok(Self(None));
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(t)| Self(Some(t)))
+    }
+}
+
 fn body_error(e: axum::Error, limit: usize) -> ApiError {
     let inner = e.into_inner();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());

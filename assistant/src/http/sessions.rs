@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::chat::new_session;
 use super::error::ApiError;
-use super::extract::{authorize, ClientIp, JsonBody};
+use super::extract::{authorize, ClientIp, JsonBody, MaybeJsonBody};
 use super::AppState;
 use crate::domain::{Channel, Rating, TurnId};
 use crate::guard::{citizen_text, for_log};
@@ -34,10 +34,16 @@ pub async fn privacy(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
     Json(json!({"retention_days": days, "notice": notice}))
 }
 
+/// `POST /api/v1/sessions` takes no fields; a body, if sent, must be an empty JSON object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {}
+
 /// `POST /api/v1/sessions`: a new session and its token (shown this once).
 pub async fn create(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
+    MaybeJsonBody(_): MaybeJsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let (id, token) = new_session(&state, ip, Channel::Web).await?;
     Ok((
