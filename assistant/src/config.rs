@@ -32,11 +32,51 @@ pub struct Config {
     /// Conversation storage.
     pub database: DatabaseConfig,
     /// Dialogue behaviour (evidence gate, answer limits, service hours).
-    pub dialogue: crate::dialogue::DialogueConfig,
+    pub dialogue: DialogueConfig,
     /// The knowledge `leye serve` ingests at start.
     pub knowledge: KnowledgeConfig,
     /// What is kept about citizens, and for how long.
     pub privacy: PrivacyConfig,
+}
+
+/// Dialogue settings (config section `dialogue`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DialogueConfig {
+    /// Passages given to the model.
+    pub evidence_k: usize,
+    /// Each passage is cut to this many characters in the prompt (prefill time on CPU).
+    pub passage_chars: usize,
+    /// Evidence gate: the best passage's e5 cosine with the question must reach this.
+    pub min_dense_score: f32,
+    /// Evidence gate: this share of the question's key terms must occur in the passages.
+    pub min_term_overlap: f32,
+    /// Answers the assistant could not give in a row before it hands off by itself.
+    pub max_failures: i64,
+    /// Generation limits for answers.
+    pub generation: GenerationParams,
+    /// Counselor service hours, told to citizens waiting in the queue.
+    pub service_hours: String,
+    /// The day job validity is judged on (`YYYY-MM-DD`); unset: today.
+    pub today: Option<chrono::NaiveDate>,
+}
+
+impl Default for DialogueConfig {
+    fn default() -> Self {
+        Self {
+            evidence_k: 3,
+            passage_chars: 320,
+            min_dense_score: 0.80,
+            min_term_overlap: 0.30,
+            max_failures: 2,
+            generation: GenerationParams {
+                max_tokens: 200,
+                ..Default::default()
+            },
+            service_hours: "工作日 9:00-12:00、13:30-17:30".into(),
+            today: None,
+        }
+    }
 }
 
 /// A secret value (tokens, keys): read from config like a string, but its `Debug` and

@@ -8,6 +8,7 @@
 //!
 //! - [`domain`]: session ids and tokens, caller, channel, rating: parsed once at the edge.
 //! - [`guard`]: PII masking, input hygiene, rate and in-flight limits, client address.
+//! - [`handoff`]: escalation to counselors and what the citizen is told.
 //! - [`turns`]: numbered, resumable turn events; turns nobody listens to are abandoned.
 //! - [`dialogue`]: router, memory, job search, evidence gate, prompt, verifier: one turn.
 //! - [`store`]: conversations in SQLite or PostgreSQL (sqlx), one set of migrations.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod dialogue;
 pub mod domain;
 pub mod guard;
+pub mod handoff;
 pub mod http;
 pub mod knowledge_base;
 pub mod metrics;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::dialogue::router::{HandoffReason, Intent};
+use crate::domain::{HandoffReason, Intent};
 
 /// Histogram bucket bounds, seconds: CPU answers take seconds, not milliseconds.
 const BUCKETS: [f64; 12] = [

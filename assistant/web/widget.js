@@ -41,6 +41,7 @@
     ".leye-bar input{flex:1;min-width:0;font-size:16px;padding:9px 10px;border:1px solid #d0d5dd;border-radius:8px}",
     ".leye-bar button{font-size:15px;padding:0 12px;border-radius:8px;border:1px solid #c8102e;background:#c8102e;color:#fff}",
     ".leye-bar .leye-human{background:#fff;color:#c8102e}",
+    ".leye-bar button[disabled],.leye-bar input[disabled]{opacity:.5}",
     ".leye-status{font-size:12px;color:#b45309;text-align:center;min-height:0}",
     ".leye-notice{margin:8px 0;padding:10px 12px;border:1px solid #fde68a;background:#fffbeb;border-radius:10px;font-size:13px;line-height:1.6;color:#4b5563}",
     ".leye-notice button{margin-top:6px;font-size:14px;padding:4px 12px;border-radius:6px;border:1px solid #c8102e;background:#c8102e;color:#fff}",

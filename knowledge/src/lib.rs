@@ -9,7 +9,9 @@
 //! - [`chunking`]: Chinese structure-aware chunks (第X章 / 第X条 / 一、 / （一） / 1. / (1)),
 //!   each with its section path and article number.
 //! - [`jobs`]: the job-listing schema, validation and the JSONL/CSV loaders.
-//! - [`sample_jobs`]: the deterministic generator of the bundled sample listings.
+//!
+//! The deterministic generator of the bundled sample listings is the `gen-jobs` binary
+//! (`src/bin/gen_jobs/`), not part of the library.
 //!
 //! The crate depends on no other crate of ours, so retrieval and the assistant both build on
 //! it. The bundled corpus lives in `knowledge/data/`.
@@ -20,7 +22,6 @@ pub mod document;
 pub mod jobs;
 pub mod metadata;
 pub mod parse;
-pub mod sample_jobs;
 
 /// Where the bundled corpus lives.
 pub const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");

@@ -403,6 +403,7 @@ fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
         "queued requests are dropped before prefill: {never_generated} of 20 never generated"
     );
     let skipped = generator.skipped_requests() - skipped_before;
+    eprintln!("abandoned: {never_generated} of 20 never generated, {skipped} skipped before prefill");
     assert!(
         skipped >= 14,
         "the model worker skipped only {skipped} abandoned requests without prefilling them"

@@ -23,15 +23,14 @@ use std::time::Instant;
 
 use models::chat_template::ChatMessage;
 use models::generator::{GenEvent, GenerateRequest, Generator};
-use models::llm::GenerationParams;
 use retrieval::hybrid::PolicyQuery;
 use retrieval::store::Mode;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::domain::{Caller, Channel, SessionId, SessionToken};
 use crate::guard::{citizen_text, for_log, mask_pii};
+use crate::handoff::Handoffs;
 use crate::knowledge_base::KnowledgeBase;
 use crate::metrics::Metrics;
 use crate::store::{Completion, Db, DbError};
@@ -40,45 +39,7 @@ use memory::Profile;
 use router::{HandoffReason, Intent, Router};
 use verify::{Citation, Evidence, Verifier};
 
-/// Dialogue settings (config section `dialogue`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DialogueConfig {
-    /// Passages given to the model.
-    pub evidence_k: usize,
-    /// Each passage is cut to this many characters in the prompt (prefill time on CPU).
-    pub passage_chars: usize,
-    /// Evidence gate: the best passage's e5 cosine with the question must reach this.
-    pub min_dense_score: f32,
-    /// Evidence gate: this share of the question's key terms must occur in the passages.
-    pub min_term_overlap: f32,
-    /// Answers the assistant could not give in a row before it hands off by itself.
-    pub max_failures: i64,
-    /// Generation limits for answers.
-    pub generation: GenerationParams,
-    /// Counselor service hours, told to citizens waiting in the queue.
-    pub service_hours: String,
-    /// The day job validity is judged on (`YYYY-MM-DD`); unset: today.
-    pub today: Option<chrono::NaiveDate>,
-}
-
-impl Default for DialogueConfig {
-    fn default() -> Self {
-        Self {
-            evidence_k: 3,
-            passage_chars: 320,
-            min_dense_score: 0.80,
-            min_term_overlap: 0.30,
-            max_failures: 2,
-            generation: GenerationParams {
-                max_tokens: 200,
-                ..Default::default()
-            },
-            service_hours: "工作日 9:00-12:00、13:30-17:30".into(),
-            today: None,
-        }
-    }
-}
+pub use crate::config::DialogueConfig;
 
 /// One incoming message from a caller that has proven who it is.
 #[derive(Debug, Clone)]
@@ -91,21 +52,7 @@ pub struct TurnRequest {
     pub profile: Option<Profile>,
 }
 
-/// Handoff details sent to the citizen.
-#[derive(Debug, Clone, Serialize)]
-pub struct HandoffInfo {
-    /// waiting | assigned.
-    pub status: String,
-    /// Escalation id.
-    pub ticket_id: String,
-    /// 1-based place in the queue.
-    pub position: i64,
-    /// Why.
-    pub reason: String,
-    /// What the citizen is told (explicit requests; in a turn it is the answer text).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
+pub use crate::handoff::{HandoffInfo, CRISIS_LINE};
 
 /// What a turn streams, in order: `Meta`, `Token`s, then any of `Citations`, `Jobs`,
 /// `Handoff`, then `Done` (or `Error`).
@@ -149,7 +96,7 @@ pub enum Event {
     },
 }
 
-/// Why a turn could not run.
+/// Why a turn could not run. Each failure keeps its source, so the edge logs the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum TurnError {
     /// Storage failed.
@@ -161,9 +108,24 @@ pub enum TurnError {
     /// The session does not exist (deleted meanwhile).
     #[error("session not found")]
     SessionNotFound,
-    /// Model or retrieval failed.
-    #[error("{0}")]
-    Internal(String),
+    /// The model or the embedder failed.
+    #[error("the model failed")]
+    Model(#[source] models::Error),
+    /// Retrieval failed.
+    #[error("retrieval failed")]
+    Retrieval(#[from] retrieval::Error),
+    /// Blocking work panicked or was cancelled.
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<models::Error> for TurnError {
+    fn from(e: models::Error) -> Self {
+        match e {
+            models::Error::Busy { .. } => TurnError::Busy,
+            other => TurnError::Model(other),
+        }
+    }
 }
 
 /// The assembled assistant.
@@ -174,6 +136,7 @@ pub struct Assistant {
     db: Db,
     cfg: DialogueConfig,
     metrics: Arc<Metrics>,
+    handoffs: Handoffs,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// District names present in the job listings (for reading a district out of a question).
     districts: Vec<String>,
@@ -187,9 +150,6 @@ const CAPABILITIES: &str =
     "我可以帮您：查询就业创业政策（如补贴、社保、培训）及申领条件，查找山东各市的招聘岗位，\
 了解创业扶持，也可以为您转接人工职业指导师。";
 
-/// The reply to a crisis: a person now, and a hotline.
-pub const CRISIS_LINE: &str = "如果您正处在危险中，请立即拨打110或120；心理援助热线：12356（全国统一心理援助热线）、400-161-9995。";
-
 impl Assistant {
     /// Assembles the assistant. `router` holds the exemplar vectors (see [`Assistant::router_for`]).
     pub fn new(
@@ -201,6 +161,7 @@ impl Assistant {
         metrics: Arc<Metrics>,
     ) -> Self {
         let districts = known_districts(&kb);
+        let handoffs = Handoffs::new(db.clone(), metrics.clone(), cfg.service_hours.clone());
         Self {
             kb,
             generator,
@@ -208,6 +169,7 @@ impl Assistant {
             db,
             cfg,
             metrics,
+            handoffs,
             sessions: Mutex::new(HashMap::new()),
             districts,
         }
@@ -223,6 +185,7 @@ impl Assistant {
             db: self.db.clone(),
             cfg: self.cfg.clone(),
             metrics: self.metrics.clone(),
+            handoffs: self.handoffs.clone(),
             sessions: Mutex::new(HashMap::new()),
             districts: self.districts.clone(),
         }
@@ -450,46 +413,10 @@ impl Assistant {
         caller: &Caller,
         note: &str,
     ) -> Result<HandoffInfo, TurnError> {
-        let session_id = caller.session();
-        let channel = caller.channel();
-        if self.db.session(session_id).await?.is_none() {
+        if self.db.session(caller.session()).await?.is_none() {
             return Err(TurnError::SessionNotFound);
         }
-        let note = citizen_text(note);
-        let text = if note.is_empty() {
-            "转人工".to_string()
-        } else {
-            format!("转人工：{note}")
-        };
-        self.db
-            .add_message(session_id, "user", &text, channel, "complete")
-            .await?;
-        let (esc, position) = self
-            .db
-            .escalate(
-                session_id,
-                HandoffReason::Explicit.as_str(),
-                Intent::Handoff.as_str(),
-                &text,
-            )
-            .await?;
-        self.metrics.handoff(HandoffReason::Explicit);
-        let message = format!(
-            "已为您转接人工职业指导师，您目前排在第{position}位，服务时间：{}。",
-            self.cfg.service_hours
-        );
-        let id = self
-            .db
-            .add_message(session_id, "assistant", &message, channel, "complete")
-            .await?;
-        self.db.set_intent(&id, Intent::Handoff.as_str()).await?;
-        Ok(HandoffInfo {
-            status: esc.status,
-            ticket_id: esc.id,
-            position,
-            reason: HandoffReason::Explicit.as_str().into(),
-            message: Some(message),
-        })
+        Ok(self.handoffs.request(caller, &citizen_text(note)).await?)
     }
 
     async fn handoff(
@@ -501,39 +428,11 @@ impl Assistant {
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
-        let summary: String = text.chars().take(200).collect();
-        let (esc, position) = self
-            .db
-            .escalate(session_id, reason.as_str(), intent.as_str(), &summary)
+        let (info, msg) = self
+            .handoffs
+            .escalate(session_id, reason, intent, text)
             .await?;
-        self.metrics.handoff(reason);
-        let mut msg = String::new();
-        match reason {
-            HandoffReason::Crisis => {
-                msg.push_str("您的安全最重要。我已为您转接人工，工作人员会尽快联系您。");
-                msg.push_str(CRISIS_LINE);
-            }
-            HandoffReason::WageDispute => msg.push_str(
-                "遇到拖欠工资或劳动争议，可以拨打12333人社服务热线，或向当地劳动保障监察机构投诉、申请劳动仲裁。我已为您转接人工职业指导师。",
-            ),
-            HandoffReason::Complaint => msg.push_str("您的意见已记录，我已为您转接人工处理。"),
-            HandoffReason::RepeatedFailure => {
-                msg.push_str("我暂时无法解答您的问题，已为您转接人工职业指导师。")
-            }
-            HandoffReason::Explicit => msg.push_str("好的，已为您转接人工职业指导师。"),
-        }
-        msg.push_str(&format!(
-            "您目前排在第{position}位，服务时间：{}。请保持页面打开，回复会显示在这里。",
-            self.cfg.service_hours
-        ));
         say(tx, out, &msg).await;
-        let info = HandoffInfo {
-            status: esc.status,
-            ticket_id: esc.id,
-            position,
-            reason: reason.as_str().into(),
-            message: None,
-        };
         out.handoff = Some(info.clone());
         let _ = tx.send(Event::Handoff(info)).await;
         Ok(())
@@ -668,10 +567,7 @@ impl Assistant {
             ],
             params: self.cfg.generation.clone(),
         };
-        let mut rx = self.generator.submit(request).map_err(|e| match e {
-            models::Error::Busy { .. } => TurnError::Busy,
-            other => TurnError::Internal(other.to_string()),
-        })?;
+        let mut rx = self.generator.submit(request)?;
         let mut verifier = Verifier::new(evidence.clone());
         let mut pending = String::new();
         let mut failed = None;
@@ -734,7 +630,7 @@ impl Assistant {
             }
         }
         if let Some(e) = failed {
-            return Err(TurnError::Internal(e.to_string()));
+            return Err(TurnError::Model(e));
         }
         if !pending.trim().is_empty() {
             if let Some(v) = verifier.sentence(&pending) {
@@ -776,17 +672,17 @@ fn known_districts(kb: &KnowledgeBase) -> Vec<String> {
     d
 }
 
-/// Runs blocking model or store work off the async workers; both a panic and an error of
-/// the work become [`TurnError::Internal`].
+/// Runs blocking model or store work off the async workers, inside the caller's span; a
+/// panic becomes [`TurnError::Task`], an error keeps its type.
 async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, TurnError>
 where
     T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    E: Into<TurnError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| TurnError::Internal(e.to_string()))?
-        .map_err(|e| TurnError::Internal(e.to_string()))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await?
+        .map_err(Into::into)
 }
 
 /// What a turn produced, for storage.

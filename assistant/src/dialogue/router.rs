@@ -3,76 +3,7 @@
 
 use serde::Serialize;
 
-/// What a message is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intent {
-    /// A policy question (subsidies, insurance, conditions, how to apply).
-    Policy,
-    /// Looking for a job.
-    Job,
-    /// Starting a business.
-    Startup,
-    /// Wants (or needs) a person.
-    Handoff,
-    /// Greetings, thanks, who are you.
-    Smalltalk,
-    /// Not about employment, or an attempt to subvert the assistant.
-    OutOfScope,
-}
-
-impl Intent {
-    /// The stored / metric name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Intent::Policy => "policy",
-            Intent::Job => "job",
-            Intent::Startup => "startup",
-            Intent::Handoff => "handoff",
-            Intent::Smalltalk => "smalltalk",
-            Intent::OutOfScope => "out_of_scope",
-        }
-    }
-
-    /// Every intent (metrics are pre-registered with zero).
-    pub const ALL: [Intent; 6] = [
-        Intent::Policy,
-        Intent::Job,
-        Intent::Startup,
-        Intent::Handoff,
-        Intent::Smalltalk,
-        Intent::OutOfScope,
-    ];
-}
-
-/// Why a conversation goes to a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandoffReason {
-    /// The citizen asked for a person.
-    Explicit,
-    /// A complaint.
-    Complaint,
-    /// Unpaid wages or a labour dispute.
-    WageDispute,
-    /// Self-harm or crisis.
-    Crisis,
-    /// The assistant failed to answer several times in a row.
-    RepeatedFailure,
-}
-
-impl HandoffReason {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandoffReason::Explicit => "explicit",
-            HandoffReason::Complaint => "complaint",
-            HandoffReason::WageDispute => "wage_dispute",
-            HandoffReason::Crisis => "crisis",
-            HandoffReason::RepeatedFailure => "repeated_failure",
-        }
-    }
-}
+pub use crate::domain::{HandoffReason, Intent};
 
 /// The router's decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]

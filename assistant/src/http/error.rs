@@ -119,7 +119,7 @@ impl From<TurnError> for ApiError {
             ),
             TurnError::SessionNotFound => ApiError::session_not_found(),
             TurnError::Db(e) => ApiError::internal("storage_error", &e),
-            e @ TurnError::Internal(_) => ApiError::internal("internal_error", &e),
+            e => ApiError::internal("internal_error", &e),
         }
     }
 }

@@ -5,8 +5,8 @@
 
 use chrono::{Duration, NaiveDate};
 
-use crate::jobs::{EmploymentType, Group, JobListing, SalaryUnit};
-use crate::metadata::SHANDONG_CITIES;
+use knowledge::jobs::{EmploymentType, Group, JobListing, SalaryUnit};
+use knowledge::metadata::SHANDONG_CITIES;
 
 /// Districts (or counties) used for each city, in [`SHANDONG_CITIES`] order.
 const DISTRICTS: [&[&str]; 16] = [
