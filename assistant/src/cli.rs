@@ -284,9 +284,15 @@ pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Res
         // The operator at the terminal has the database anyway: an existing session is
         // continued by id, without its token.
         let session = match session {
-            Some(id) => assistant::domain::SessionId::parse(&id)
-                .map_err(|_| anyhow::anyhow!("--session {id:?} is not a session id (32 hex digits)"))?,
-            None => assistant.create_session(assistant::domain::Channel::Cli).await?.0,
+            Some(id) => assistant::domain::SessionId::parse(&id).map_err(|_| {
+                anyhow::anyhow!("--session {id:?} is not a session id (32 hex digits)")
+            })?,
+            None => {
+                assistant
+                    .create_session(assistant::domain::Channel::Cli)
+                    .await?
+                    .0
+            }
         };
         let req = TurnRequest {
             caller: assistant::domain::Caller::Citizen {

@@ -120,7 +120,9 @@ pub struct PrivacyConfig {
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
-        Self { retention_days: 180 }
+        Self {
+            retention_days: 180,
+        }
     }
 }
 
@@ -459,7 +461,10 @@ impl Config {
         }
         let sv = &self.server;
         for (key, v) in [
-            ("server.header_read_timeout_secs", sv.header_read_timeout_secs),
+            (
+                "server.header_read_timeout_secs",
+                sv.header_read_timeout_secs,
+            ),
             ("server.body_read_timeout_secs", sv.body_read_timeout_secs),
             ("server.abandon_grace_secs", sv.abandon_grace_secs),
         ] {

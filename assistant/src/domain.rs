@@ -25,7 +25,10 @@ impl SessionId {
     /// Parses an id given by a client; anything but 32 hex digits is refused, so a
     /// client-chosen name can never become a session.
     pub fn parse(s: &str) -> Result<Self, InvalidId> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s.to_string()))
         } else {
             Err(InvalidId)
@@ -325,7 +328,9 @@ mod tests {
     fn tokens_hash_and_never_print() {
         let t = SessionToken::new();
         assert_eq!(t.expose().len(), 64);
-        assert!(t.hash().matches(&SessionToken::from_client(t.expose()).hash()));
+        assert!(t
+            .hash()
+            .matches(&SessionToken::from_client(t.expose()).hash()));
         assert!(!t.hash().matches(&SessionToken::new().hash()));
         assert!(!format!("{t:?}").contains(t.expose()));
         assert_ne!(t.hash().as_str(), t.expose());

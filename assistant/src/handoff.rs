@@ -101,7 +101,11 @@ impl Handoffs {
 
     /// The 转人工 button: the request (with the citizen's masked note) and the reply are
     /// stored in the transcript, and the escalation is created or the open one returned.
-    pub async fn request(&self, caller: &Caller, masked_note: &str) -> Result<HandoffInfo, DbError> {
+    pub async fn request(
+        &self,
+        caller: &Caller,
+        masked_note: &str,
+    ) -> Result<HandoffInfo, DbError> {
         let session = caller.session();
         let channel = caller.channel();
         let text = if masked_note.is_empty() {
@@ -133,9 +137,15 @@ mod tests {
     fn each_reason_leads_with_what_matters_and_ends_with_the_queue_place() {
         let hours = "工作日 9:00-17:00";
         let crisis = reply(HandoffReason::Crisis, 3, hours);
-        assert!(crisis.contains("110") && crisis.contains("12356"), "{crisis}");
+        assert!(
+            crisis.contains("110") && crisis.contains("12356"),
+            "{crisis}"
+        );
         let wages = reply(HandoffReason::WageDispute, 1, hours);
-        assert!(wages.starts_with("遇到拖欠工资") && wages.contains("12333"), "{wages}");
+        assert!(
+            wages.starts_with("遇到拖欠工资") && wages.contains("12333"),
+            "{wages}"
+        );
         for r in [
             HandoffReason::Explicit,
             HandoffReason::Complaint,
@@ -143,7 +153,10 @@ mod tests {
         ] {
             let m = reply(r, 2, hours);
             assert!(m.contains("排在第2位") && m.contains(hours), "{m}");
-            assert!(!m.contains("110"), "no emergency line unless it is a crisis: {m}");
+            assert!(
+                !m.contains("110"),
+                "no emergency line unless it is a crisis: {m}"
+            );
         }
     }
 }

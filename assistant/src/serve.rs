@@ -13,11 +13,11 @@ use crate::config::Config;
 use crate::dialogue::Assistant;
 use crate::guard::client_ip::TrustedProxies;
 use crate::guard::{InFlight, RateLimiter};
-use crate::turns::{HubConfig, TurnHub};
 use crate::http::AppState;
 use crate::knowledge_base::{FileReport, KbError, KnowledgeBase};
 use crate::metrics::Metrics;
 use crate::store::{Db, DbError};
+use crate::turns::{HubConfig, TurnHub};
 
 /// Start-up failures, each naming what failed.
 #[derive(Debug, thiserror::Error)]
@@ -253,14 +253,18 @@ async fn accept_loop(
         let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let mut app = app.clone();
-                async move {
-                    tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await
-                }
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    async move {
+                        tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await
+                    }
+                },
+            );
+            let conn = http
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
@@ -294,7 +298,11 @@ async fn purge_loop(db: Db, retention_days: u32) {
         let before = crate::store::now_ms() - i64::from(retention_days) * 86_400_000;
         match db.purge_inactive(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, retention_days, "expired conversations deleted"),
+            Ok(n) => tracing::info!(
+                sessions = n,
+                retention_days,
+                "expired conversations deleted"
+            ),
             Err(e) => tracing::warn!(error = %e, "deleting expired conversations failed"),
         }
     }

@@ -187,7 +187,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.buffer.listeners.send_modify(|n| *n = n.saturating_sub(1));
+        self.buffer
+            .listeners
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -257,7 +259,10 @@ impl TurnHub {
                 .filter_map(|(k, b)| b.done_at().map(|t| (k.clone(), t)))
                 .collect();
             finished.sort_by_key(|(_, t)| *t);
-            for (k, _) in finished.into_iter().take(turns.len() + 1 - self.cfg.max_turns) {
+            for (k, _) in finished
+                .into_iter()
+                .take(turns.len() + 1 - self.cfg.max_turns)
+            {
                 turns.remove(&k);
             }
         }
@@ -300,7 +305,11 @@ mod tests {
         assert_eq!((id1, id2), (1, 2));
         drop(first);
         tx.send(Event::Token("b".into())).await.expect("send");
-        tx.send(Event::Done { answer: "ab".into() }).await.expect("send");
+        tx.send(Event::Done {
+            answer: "ab".into(),
+        })
+        .await
+        .expect("send");
         drop(tx);
         let buf = hub.get("t1").expect("known turn");
         let mut again = buf.subscribe(2).expect("no gap");
@@ -326,7 +335,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(!tx.is_closed(), "within the grace the turn goes on");
         tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(tx.is_closed(), "after the grace the dialogue is told to stop");
+        assert!(
+            tx.is_closed(),
+            "after the grace the dialogue is told to stop"
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,11 @@ async fn new_session(db: &Db) -> (SessionId, SessionToken) {
 async fn suite(db: &Db) {
     // A session opens only with its own token; an unknown id looks the same as a wrong token.
     let (sid, token) = new_session(db).await;
-    assert!(db.authorize(&sid, &token.hash()).await.expect("q").is_some());
+    assert!(db
+        .authorize(&sid, &token.hash())
+        .await
+        .expect("q")
+        .is_some());
     assert!(db
         .authorize(&sid, &SessionToken::new().hash())
         .await
@@ -30,7 +34,11 @@ async fn suite(db: &Db) {
         .expect("q")
         .is_none());
     let stored = db.session(&sid).await.expect("q").expect("exists");
-    assert_ne!(stored.token_hash.as_deref(), Some(token.expose()), "only the hash is stored");
+    assert_ne!(
+        stored.token_hash.as_deref(),
+        Some(token.expose()),
+        "only the hash is stored"
+    );
 
     // The question is committed on its own; the answer starts pending.
     let q = db
@@ -48,7 +56,10 @@ async fn suite(db: &Db) {
     assert_eq!(msgs[0].intent.as_deref(), Some("policy"));
     assert_eq!(msgs[1].status, "pending");
     assert!(db.turn_in_session(&sid, &a).await.expect("q"));
-    assert!(!db.turn_in_session(&sid, &q).await.expect("q"), "a question is not a turn");
+    assert!(
+        !db.turn_in_session(&sid, &q).await.expect("q"),
+        "a question is not a turn"
+    );
 
     db.complete_message(
         &a,
@@ -121,13 +132,30 @@ async fn suite(db: &Db) {
     assert!(db.delete_session(&sid).await.expect("delete"));
     assert!(db.messages(&sid).await.expect("m").is_empty());
     assert!(db.open_escalation(&sid).await.expect("e").is_none());
-    assert!(db.authorize(&sid, &token.hash()).await.expect("q").is_none());
-    assert!(!db.all_texts().await.expect("t").iter().any(|t| t == "不够详细"));
-    assert!(!db.delete_session(&sid).await.expect("again"), "already gone");
+    assert!(db
+        .authorize(&sid, &token.hash())
+        .await
+        .expect("q")
+        .is_none());
+    assert!(!db
+        .all_texts()
+        .await
+        .expect("t")
+        .iter()
+        .any(|t| t == "不够详细"));
+    assert!(
+        !db.delete_session(&sid).await.expect("again"),
+        "already gone"
+    );
     // The other session's place moved up.
-    let (_, p) = db.escalate(&other, "complaint", "handoff", "").await.expect("same");
+    let (_, p) = db
+        .escalate(&other, "complaint", "handoff", "")
+        .await
+        .expect("same");
     assert_eq!(p, 1);
-    db.set_escalation_status(&e2.id, "resolved").await.expect("resolve");
+    db.set_escalation_status(&e2.id, "resolved")
+        .await
+        .expect("resolve");
 
     // Retention: sessions idle since before the cut-off are deleted, others stay.
     let (fresh, _) = new_session(db).await;
@@ -153,9 +181,17 @@ async fn races(db: &Db) {
         })
     });
     for w in writes.collect::<Vec<_>>() {
-        w.await.expect("join").expect("every concurrent message is stored");
+        w.await
+            .expect("join")
+            .expect("every concurrent message is stored");
     }
-    let seqs: Vec<i64> = db.messages(&sid).await.expect("m").iter().map(|m| m.seq).collect();
+    let seqs: Vec<i64> = db
+        .messages(&sid)
+        .await
+        .expect("m")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
 
     // Ten handoffs of one session at once: one escalation.
@@ -198,7 +234,11 @@ async fn races(db: &Db) {
         }
         let mut positions: Vec<i64> = got.iter().map(|(_, p)| *p).collect();
         positions.sort();
-        assert_eq!(positions, (1..=6).collect::<Vec<_>>(), "round {round}: {got:?}");
+        assert_eq!(
+            positions,
+            (1..=6).collect::<Vec<_>>(),
+            "round {round}: {got:?}"
+        );
         got.sort_by_key(|(e, _)| e.queue_seq);
         assert!(
             got.windows(2).all(|w| w[0].1 < w[1].1),
@@ -283,8 +323,14 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     assert_eq!(waiting[0].id, "e1");
     // New escalations queue after the old one.
     let token = SessionToken::new();
-    let sid = db.create_session(Channel::Web, &token.hash()).await.expect("s");
-    let (_, p) = db.escalate(&sid, "explicit", "handoff", "").await.expect("e");
+    let sid = db
+        .create_session(Channel::Web, &token.hash())
+        .await
+        .expect("s");
+    let (_, p) = db
+        .escalate(&sid, "explicit", "handoff", "")
+        .await
+        .expect("e");
     assert_eq!(p, 2);
 }
 
@@ -301,7 +347,10 @@ async fn postgres(tag: &str) -> Option<(Db, String, Db)> {
     // not a silently green test.
     let in_ci = std::env::var_os("CI").is_some();
     let Ok(url) = std::env::var("DATABASE_URL") else {
-        assert!(!in_ci, "CI is set but DATABASE_URL is not: the PostgreSQL run would be skipped");
+        assert!(
+            !in_ci,
+            "CI is set but DATABASE_URL is not: the PostgreSQL run would be skipped"
+        );
         eprintln!("DATABASE_URL not set: the PostgreSQL run is done by .ci/run, not here");
         return None;
     };

@@ -50,9 +50,8 @@ fn a_store_dropped_inside_async_code_does_not_panic() {
         .enable_all()
         .build()
         .expect("runtime");
-    let dropped = rt.block_on(async move {
-        tokio::spawn(async move { drop(store) }).await.is_ok()
-    });
+    let dropped =
+        rt.block_on(async move { tokio::spawn(async move { drop(store) }).await.is_ok() });
     assert!(dropped, "dropping the store on a runtime worker panicked");
     assert_eq!(
         backing.count("dropped", &Filter::default()).expect("count"),

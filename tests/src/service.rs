@@ -149,10 +149,7 @@ impl TestService {
 
     /// A second listener over the same assistant with a changed server config (limits,
     /// proxies, tokens), on its own port.
-    pub fn second_listener(
-        &self,
-        change: impl FnOnce(&mut Config),
-    ) -> (Running, String) {
+    pub fn second_listener(&self, change: impl FnOnce(&mut Config)) -> (Running, String) {
         let mut cfg = self.config.clone();
         change(&mut cfg);
         cfg.validate().expect("valid changed config");
@@ -210,9 +207,16 @@ impl Citizen {
     }
 
     /// A request on this session with the token.
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::blocking::RequestBuilder {
         client()
-            .request(method, format!("{}/api/v1/sessions/{}{path}", self.base, self.id))
+            .request(
+                method,
+                format!("{}/api/v1/sessions/{}{path}", self.base, self.id),
+            )
             .header("x-session-token", &self.token)
     }
 

@@ -317,8 +317,14 @@ fn bad_requests_get_json_errors_with_codes() {
             json!({"message": "你好", "session_id": "../../etc"}),
             "session_not_found",
         ),
-        (json!({"message": "你好", "channel": "web"}), "invalid_request"),
-        (json!({"message": "\u{200b}\u{3000}\u{feff}"}), "empty_message"),
+        (
+            json!({"message": "你好", "channel": "web"}),
+            "invalid_request",
+        ),
+        (
+            json!({"message": "\u{200b}\u{3000}\u{feff}"}),
+            "empty_message",
+        ),
     ] {
         let r = c
             .post(format!("{base}/api/v1/chat"))
@@ -436,7 +442,10 @@ fn feedback_is_stored() {
         .send()
         .expect("request");
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().expect("json")["error"]["code"], "turn_not_found");
+    assert_eq!(
+        r.json::<Value>().expect("json")["error"]["code"],
+        "turn_not_found"
+    );
 }
 
 #[test]
@@ -669,7 +678,11 @@ fn graceful_shutdown_finishes_the_answer_in_flight_then_refuses_connections() {
         .expect("graceful shutdown");
     let names = reader.join().expect("reader");
     // The new session's token first, then the whole turn.
-    assert_eq!(names.first().map(String::as_str), Some("session"), "{names:?}");
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("session"),
+        "{names:?}"
+    );
     assert_eq!(names.get(1).map(String::as_str), Some("meta"), "{names:?}");
     assert_eq!(names.last().map(String::as_str), Some("done"), "{names:?}");
     assert!(

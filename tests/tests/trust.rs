@@ -19,7 +19,10 @@ fn base() -> &'static str {
 fn code(r: reqwest::blocking::Response) -> (u16, String) {
     let status = r.status().as_u16();
     let v: Value = r.json().expect("a JSON error body");
-    (status, v["error"]["code"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// Reads server-sent events: (id, name, data) until the stream ends or `stop` says so.
@@ -68,13 +71,24 @@ fn another_client_cannot_touch_a_session_without_its_token() {
         ..owner.clone()
     };
     let no_token = |method: Method, path: &str| {
-        client().request(method, format!("{}/api/v1/sessions/{}{path}", base(), owner.id))
+        client().request(
+            method,
+            format!("{}/api/v1/sessions/{}{path}", base(), owner.id),
+        )
     };
     // Every call on the session: wrong token, no token, and an unknown id all look alike.
     let calls: Vec<(Method, String, Option<Value>)> = vec![
         (Method::GET, String::new(), None),
-        (Method::POST, "/feedback".into(), Some(json!({"turn_id": turn, "rating": "down"}))),
-        (Method::POST, "/handoff".into(), Some(json!({"note": "冒充"}))),
+        (
+            Method::POST,
+            "/feedback".into(),
+            Some(json!({"turn_id": turn, "rating": "down"})),
+        ),
+        (
+            Method::POST,
+            "/handoff".into(),
+            Some(json!({"note": "冒充"})),
+        ),
         (Method::GET, format!("/turns/{turn}/events"), None),
         (Method::DELETE, String::new(), None),
     ];
@@ -89,11 +103,18 @@ fn another_client_cannot_touch_a_session_without_its_token() {
                 None => req,
             };
             let got = code(req.send().expect("request"));
-            assert_eq!(got, (404, "session_not_found".into()), "{who}: {method} {path}");
+            assert_eq!(
+                got,
+                (404, "session_not_found".into()),
+                "{who}: {method} {path}"
+            );
         }
     }
     // Creating a session takes no fields: a body that tries to choose one is refused.
-    for body in [json!({"session_id": owner.id}), json!({"channel": "wechat_mp"})] {
+    for body in [
+        json!({"session_id": owner.id}),
+        json!({"channel": "wechat_mp"}),
+    ] {
         let r = client()
             .post(format!("{}/api/v1/sessions", base()))
             .json(&body)
@@ -121,11 +142,19 @@ fn another_client_cannot_touch_a_session_without_its_token() {
     assert!(service().session_row(&unknown.id).is_none());
     assert!(!service().waiting().iter().any(|e| e.session_id == owner.id));
     // The owner reads it, then deletes it; afterwards it is gone for everybody.
-    let t: Value = owner.request(Method::GET, "").send().expect("r").json().expect("j");
+    let t: Value = owner
+        .request(Method::GET, "")
+        .send()
+        .expect("r")
+        .json()
+        .expect("j");
     assert_eq!(t["messages"].as_array().map(Vec::len), Some(2), "{t}");
     let r = owner.request(Method::DELETE, "").send().expect("r");
     assert_eq!(r.status(), 200);
-    assert_eq!(code(owner.request(Method::GET, "").send().expect("r")).0, 404);
+    assert_eq!(
+        code(owner.request(Method::GET, "").send().expect("r")).0,
+        404
+    );
     assert!(service().session_row(&owner.id).is_none());
     assert!(service().stored_texts().iter().all(|t| !t.contains("冒充")));
 }
@@ -137,7 +166,10 @@ const PII: &[(&str, &str)] = &[
     ("身份证37010219900307123x", "37010219900307123"),
     ("身份证 370102 1990 0307 1234", "0307 1234"),
     ("老身份证370102900307123", "370102900307123"),
-    ("身份证３７０１０２１９９００３０７１２３４", "３７０１０２１９９"),
+    (
+        "身份证３７０１０２１９９００３０７１２３４",
+        "３７０１０２１９９",
+    ),
     ("手机13812345678", "13812345678"),
     ("手机+86 138-1234-5678", "1234-5678"),
     ("手机138\u{3000}1234\u{3000}5678", "1234\u{3000}5678"),
@@ -190,15 +222,28 @@ fn every_pii_form_is_masked_in_the_database_the_transcript_and_the_logs() {
     let stored = service().stored_texts().join("\n");
     let logs = service().log_text();
     for (typed, leak) in PII {
-        for (place, text) in [("database", &stored), ("transcript", &transcript), ("logs", &logs)] {
+        for (place, text) in [
+            ("database", &stored),
+            ("transcript", &transcript),
+            ("logs", &logs),
+        ] {
             assert!(!text.contains(leak), "{typed:?} leaked into the {place}");
         }
     }
     // The citizen's own words around them survive, masked forms in their place.
     let question = &service().messages(&me.id)[0].text;
-    assert!(question.starts_with("请帮我登记：身份证[身份证号]"), "{question}");
-    assert!(question.contains("[手机号]") && question.contains("[银行卡号]"), "{question}");
-    assert!(question.contains("[邮箱]") && question.contains("[电话]"), "{question}");
+    assert!(
+        question.starts_with("请帮我登记：身份证[身份证号]"),
+        "{question}"
+    );
+    assert!(
+        question.contains("[手机号]") && question.contains("[银行卡号]"),
+        "{question}"
+    );
+    assert!(
+        question.contains("[邮箱]") && question.contains("[电话]"),
+        "{question}"
+    );
 
     // Must-not-mask: stored exactly as sent.
     let keep = KEEP.join("，");
@@ -231,19 +276,31 @@ fn input_hygiene_forged_channels_controls_and_media_types() {
         ("/feedback", json!({"rating": "up", "channel": forged})),
         ("/handoff", json!({"note": "x", "channel": forged})),
     ] {
-        let r = me.request(Method::POST, path).json(&body).send().expect("r");
+        let r = me
+            .request(Method::POST, path)
+            .json(&body)
+            .send()
+            .expect("r");
         assert_eq!(code(r), (422, "invalid_request".into()), "{path}");
     }
     // The channel comes from the endpoint.
     me.chat("你好");
-    let t: Value = me.request(Method::GET, "").send().expect("r").json().expect("j");
+    let t: Value = me
+        .request(Method::GET, "")
+        .send()
+        .expect("r")
+        .json()
+        .expect("j");
     assert_eq!(t["channel"], "web");
     // NUL and control characters are stripped; invisible-only text is empty.
     me.chat("你好\u{0}\u{7}\u{1b}");
     let msgs = service().messages(&me.id);
     assert_eq!(msgs[2].text, "你好");
     let (status, v) = me.chat_status("\u{200b}\u{200d}\u{3000}\u{feff}\u{0}");
-    assert_eq!((status, v["error"]["code"].as_str()), (400, Some("empty_message")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("empty_message"))
+    );
     // `application/jsonfoo` is not JSON; `application/json; charset=utf-8` is.
     for (ct, want) in [
         ("application/jsonfoo", 415),
@@ -261,7 +318,10 @@ fn input_hygiene_forged_channels_controls_and_media_types() {
     }
     // No log line starts with what a client wrote.
     let logs = service().log_text();
-    assert!(!logs.contains("FORGED-LOG-LINE"), "client text reached the logs");
+    assert!(
+        !logs.contains("FORGED-LOG-LINE"),
+        "client text reached the logs"
+    );
     let new = &logs.as_bytes()[logs_before.min(logs.len())..];
     assert!(!new.contains(&0x1b), "an escape character reached the logs");
 }
@@ -283,7 +343,11 @@ fn a_dropped_stream_resumes_with_every_event_exactly_once() {
         .find(|(_, n, _)| n == "meta")
         .map(|(_, _, d)| d["turn_id"].as_str().expect("turn").to_string())
         .expect("meta");
-    let last = first.iter().filter_map(|(id, _, _)| *id).max().expect("numbered events");
+    let last = first
+        .iter()
+        .filter_map(|(id, _, _)| *id)
+        .max()
+        .expect("numbered events");
     let r = me
         .request(Method::GET, &format!("/turns/{turn}/events"))
         .header("last-event-id", last.to_string())
@@ -342,12 +406,17 @@ fn start_raw(c: &Citizen, question: &str) -> TcpStream {
         body.len()
     )
     .expect("send");
-    sock.set_read_timeout(Some(Duration::from_secs(300))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(300)))
+        .expect("timeout");
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&got).contains("event: meta") {
         let n = sock.read(&mut buf).expect("read");
-        assert!(n > 0, "stream ended before meta: {}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "stream ended before meta: {}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&buf[..n]);
     }
     sock
@@ -403,7 +472,9 @@ fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
         "queued requests are dropped before prefill: {never_generated} of 20 never generated"
     );
     let skipped = generator.skipped_requests() - skipped_before;
-    eprintln!("abandoned: {never_generated} of 20 never generated, {skipped} skipped before prefill");
+    eprintln!(
+        "abandoned: {never_generated} of 20 never generated, {skipped} skipped before prefill"
+    );
     assert!(
         skipped >= 14,
         "the model worker skipped only {skipped} abandoned requests without prefilling them"
@@ -454,7 +525,11 @@ fn concurrent_messages_and_handoffs_on_one_session_never_fail() {
         .map(|_| {
             let me = me.clone();
             std::thread::spawn(move || {
-                let r = me.request(Method::POST, "/handoff").json(&json!({})).send().expect("r");
+                let r = me
+                    .request(Method::POST, "/handoff")
+                    .json(&json!({}))
+                    .send()
+                    .expect("r");
                 (r.status().as_u16(), r.json::<Value>().expect("json"))
             })
         })
@@ -466,7 +541,11 @@ fn concurrent_messages_and_handoffs_on_one_session_never_fail() {
         tickets.insert(v["ticket_id"].as_str().expect("ticket").to_string());
     }
     assert_eq!(tickets.len(), 1, "{tickets:?}");
-    let open = service().waiting().into_iter().filter(|e| e.session_id == me.id).count();
+    let open = service()
+        .waiting()
+        .into_iter()
+        .filter(|e| e.session_id == me.id)
+        .count();
     assert_eq!(open, 1);
 }
 
@@ -475,8 +554,10 @@ fn slow_and_oversized_requests_are_cut_off_with_json_errors() {
     let addr = base().trim_start_matches("http://").to_string();
     // A client that never finishes its headers is disconnected after the header timeout.
     let mut slow = TcpStream::connect(&addr).expect("connect");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").expect("partial head");
-    slow.set_read_timeout(Some(Duration::from_secs(120))).expect("t");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("partial head");
+    slow.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("t");
     let mut buf = Vec::new();
     match slow.read_to_end(&mut buf) {
         Ok(_) => {
@@ -487,7 +568,8 @@ fn slow_and_oversized_requests_are_cut_off_with_json_errors() {
     }
     // A connection that sends nothing at all is closed too.
     let mut idle = TcpStream::connect(&addr).expect("connect");
-    idle.set_read_timeout(Some(Duration::from_secs(120))).expect("t");
+    idle.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("t");
     let mut buf = Vec::new();
     let _ = idle.read_to_end(&mut buf);
 
@@ -498,7 +580,8 @@ fn slow_and_oversized_requests_are_cut_off_with_json_errors() {
         "POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n"
     )
     .expect("head");
-    big.set_read_timeout(Some(Duration::from_secs(120))).expect("t");
+    big.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("t");
     let mut head = [0u8; 512];
     let n = big.read(&mut head).expect("response");
     let text = String::from_utf8_lossy(&head[..n]);
@@ -506,14 +589,23 @@ fn slow_and_oversized_requests_are_cut_off_with_json_errors() {
     assert!(text.contains("body_too_large") || n == head.len(), "{text}");
 
     // 405, 414 and 431 answer in the JSON error shape.
-    let r = client().delete(format!("{}/api/v1/chat", base())).send().expect("r");
+    let r = client()
+        .delete(format!("{}/api/v1/chat", base()))
+        .send()
+        .expect("r");
     assert_eq!(code(r), (405, "method_not_allowed".into()));
     let long = "a".repeat(service().config.server.max_uri_bytes + 10);
-    let r = client().get(format!("{}/api/v1/sessions/{long}", base())).send().expect("r");
+    let r = client()
+        .get(format!("{}/api/v1/sessions/{long}", base()))
+        .send()
+        .expect("r");
     assert_eq!(code(r), (414, "uri_too_long".into()));
     let r = client()
         .get(format!("{}/healthz", base()))
-        .header("x-padding", "p".repeat(service().config.server.max_header_bytes))
+        .header(
+            "x-padding",
+            "p".repeat(service().config.server.max_header_bytes),
+        )
         .send()
         .expect("r");
     assert_eq!(code(r), (431, "headers_too_large".into()));

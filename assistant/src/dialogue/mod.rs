@@ -232,7 +232,10 @@ impl Assistant {
 
     /// Creates a session for a new caller on `channel`; the token goes to that caller only
     /// and is stored as its hash.
-    pub async fn create_session(&self, channel: Channel) -> Result<(SessionId, SessionToken), DbError> {
+    pub async fn create_session(
+        &self,
+        channel: Channel,
+    ) -> Result<(SessionId, SessionToken), DbError> {
         let token = SessionToken::new();
         let id = self.db.create_session(channel, &token.hash()).await?;
         Ok((id, token))

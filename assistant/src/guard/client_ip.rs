@@ -42,7 +42,9 @@ impl TrustedProxies {
     /// Whether `ip` is one of the proxies.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.nets.iter().any(|(net, bits)| in_net(ip, canonical(*net), *bits))
+        self.nets
+            .iter()
+            .any(|(net, bits)| in_net(ip, canonical(*net), *bits))
     }
 
     /// The client of a request that arrived from `peer` with these `X-Forwarded-For` values.
@@ -81,11 +83,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits))
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits))
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -104,10 +114,19 @@ mod tests {
     fn forwarded_for_counts_only_from_trusted_proxies() {
         let t = TrustedProxies::parse(&["127.0.0.1".into(), "10.0.0.0/8".into()]).expect("ok");
         // Not a proxy: the header is ignored.
-        assert_eq!(t.client(ip("203.0.113.9"), Some("1.2.3.4")), ip("203.0.113.9"));
+        assert_eq!(
+            t.client(ip("203.0.113.9"), Some("1.2.3.4")),
+            ip("203.0.113.9")
+        );
         // From the proxy: the right-most untrusted hop.
-        assert_eq!(t.client(ip("127.0.0.1"), Some("1.2.3.4, 198.51.100.7")), ip("198.51.100.7"));
-        assert_eq!(t.client(ip("127.0.0.1"), Some("198.51.100.7, 10.1.2.3")), ip("198.51.100.7"));
+        assert_eq!(
+            t.client(ip("127.0.0.1"), Some("1.2.3.4, 198.51.100.7")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            t.client(ip("127.0.0.1"), Some("198.51.100.7, 10.1.2.3")),
+            ip("198.51.100.7")
+        );
         assert_eq!(t.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
         assert_eq!(t.client(ip("127.0.0.1"), Some("junk")), ip("127.0.0.1"));
         assert!(t.contains(ip("::ffff:10.9.8.7")));

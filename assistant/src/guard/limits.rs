@@ -142,7 +142,10 @@ mod tests {
         let a = f.try_acquire("s".into()).expect("first");
         let _b = f.try_acquire("s".into()).expect("second");
         assert!(f.try_acquire("s".into()).is_none(), "third refused");
-        assert!(f.try_acquire("t".into()).is_some(), "other keys are independent");
+        assert!(
+            f.try_acquire("t".into()).is_some(),
+            "other keys are independent"
+        );
         drop(a);
         assert_eq!(f.count("s"), 1);
         assert!(f.try_acquire("s".into()).is_some(), "a slot came back");

@@ -81,8 +81,11 @@ fn normalize(text: &str) -> Normalized {
         }
         let mapped = if c.is_whitespace() {
             Some(' ')
-        } else if matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' | '\u{2043}')
-        {
+        } else if matches!(
+            c,
+            '-' | '\u{2010}'
+                ..='\u{2015}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' | '\u{2043}'
+        ) {
             Some('-')
         } else if matches!(
             c,
@@ -246,7 +249,13 @@ fn classify(run: &[Group], i: usize, j: usize, quantity: bool) -> Option<&'stati
     }
     if i == j && d.len() + usize::from(x) >= 15 {
         // Written together: whatever it is, it is too long to be anything but an identifier.
-        return Some(if is_id15(&d, x) { ID_MASK } else if (16..=19).contains(&d.len()) && !x { CARD_MASK } else { NUMBER_MASK });
+        return Some(if is_id15(&d, x) {
+            ID_MASK
+        } else if (16..=19).contains(&d.len()) && !x {
+            CARD_MASK
+        } else {
+            NUMBER_MASK
+        });
     }
     if x {
         return None;
@@ -414,7 +423,10 @@ mod tests {
     fn every_typed_form_is_masked() {
         let cases: &[(&str, &str)] = &[
             // Full-width digits and letters.
-            ("身份证３７０１０２１９９００３０７１２３Ｘ", "身份证[身份证号]"),
+            (
+                "身份证３７０１０２１９９００３０７１２３Ｘ",
+                "身份证[身份证号]",
+            ),
             ("手机１３８１２３４５６７８", "手机[手机号]"),
             // Ideographic and no-break spaces, zero-width characters.
             ("手机138\u{3000}1234\u{3000}5678", "手机[手机号]"),
@@ -452,7 +464,10 @@ mod tests {
             // Names given as names, house-level address parts.
             ("我叫张三，想找工作", "我叫[姓名]，想找工作"),
             ("姓名：王小明", "姓名：[姓名]"),
-            ("住在幸福路8号3号楼2单元401室", "住在幸福路8号[门牌号][门牌号][门牌号]"),
+            (
+                "住在幸福路8号3号楼2单元401室",
+                "住在幸福路8号[门牌号][门牌号][门牌号]",
+            ),
         ];
         for (input, want) in cases {
             let got = mask_pii(input);

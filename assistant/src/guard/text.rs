@@ -64,7 +64,10 @@ mod tests {
     fn invisible_text_is_empty_and_controls_are_gone() {
         assert_eq!(clean_input("\u{200b}\u{3000}\u{feff} \u{200d}"), "");
         assert_eq!(clean_input("你\0好\u{1b}[31m"), "你好[31m");
-        assert_eq!(clean_input("第一行\r\n第二行\r第三行"), "第一行\n第二行\n第三行");
+        assert_eq!(
+            clean_input("第一行\r\n第二行\r第三行"),
+            "第一行\n第二行\n第三行"
+        );
         assert_eq!(clean_input("\u{202e}abc\u{85}"), "abc");
         assert_eq!(clean_input("  失业保险金怎么领？\t"), "失业保险金怎么领？");
     }

@@ -60,7 +60,11 @@ impl ApiError {
     /// 404 for a session: the same for an unknown id, a wrong token and a missing token, so
     /// that nobody can learn which ids exist.
     pub fn session_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "session_not_found", "会话不存在或凭证无效")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "会话不存在或凭证无效",
+        )
     }
 
     /// 404 for a turn id that is not an answer of this session.

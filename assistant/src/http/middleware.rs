@@ -60,10 +60,7 @@ pub async fn transport_limits(
     next: Next,
 ) -> Response {
     let s = &state.server;
-    let uri_len = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |pq| pq.as_str().len());
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if uri_len > s.max_uri_bytes {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,

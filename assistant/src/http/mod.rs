@@ -99,7 +99,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个地址") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个地址")
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -107,7 +109,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "该地址不支持这种请求方法",
             )
         })
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::transport_limits,

@@ -556,7 +556,10 @@ impl Db {
     ) -> Result<(EscalationRow, i64)> {
         let e = match self.open_escalation(session_id).await? {
             Some(e) => e,
-            None => match self.insert_escalation(session_id, reason, intent, summary).await {
+            None => match self
+                .insert_escalation(session_id, reason, intent, summary)
+                .await
+            {
                 Ok(e) => e,
                 Err(DbError::Sql(e)) if is_unique_violation(&e) => self
                     .open_escalation(session_id)
