@@ -9,7 +9,10 @@ use retrieval::store::Mode;
 use serde::Serialize;
 use std::sync::OnceLock;
 
+use tokio::sync::mpsc;
+
 use super::memory::{find_city, find_group, Profile};
+use super::{blocking, say, Event, Outcome, TurnError};
 
 /// Neighbouring cities (sharing a border), for the relaxed search.
 pub fn neighbours(city: &str) -> &'static [&'static str] {
@@ -236,6 +239,66 @@ pub fn card(l: &JobListing, exact_match: bool) -> JobCard {
         contact: l.contact.clone(),
         expires_at: l.expires_at.to_string(),
         exact_match,
+    }
+}
+
+impl super::Assistant {
+    pub(super) async fn jobs(
+        &self,
+        query: &str,
+        profile: &Profile,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<(), TurnError> {
+        let q = self::query(query, profile, self.today(), &self.districts);
+        let mut filters = q.cities.clone();
+        if let Some((amount, unit)) = q.min_salary {
+            filters.push(format!("薪资不低于{amount}{}", unit_label(unit)));
+        }
+        let label = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("（{}）", filters.join("，"))
+        };
+        // The strict search first, then each relaxation in turn, labelled as such.
+        let attempts = std::iter::once((q.clone(), None))
+            .chain(relaxations(&q).into_iter().map(|(r, how)| (r, Some(how))));
+        for (search, relaxed) in attempts {
+            let kb = self.kb.clone();
+            let found = blocking(move || kb.retriever().search_jobs(&search)).await?;
+            if found.is_empty() {
+                continue;
+            }
+            let exact = relaxed.is_none();
+            let cards: Vec<JobCard> = found.iter().map(|h| card(&h.listing, exact)).collect();
+            let msg = match &relaxed {
+                None => format!(
+                    "为您找到{}个在招岗位{label}，详情见下方岗位卡片，投递前请与招聘单位核实。",
+                    cards.len()
+                ),
+                Some(how) => format!(
+                    "没有找到完全符合条件{label}的在招岗位。以下是{how}的{}个岗位，仅供参考，并不完全符合您的条件。",
+                    cards.len()
+                ),
+            };
+            say(tx, out, &msg).await;
+            out.jobs = cards.clone();
+            let _ = tx
+                .send(Event::Jobs {
+                    jobs: cards,
+                    relaxed,
+                })
+                .await;
+            return Ok(());
+        }
+        say(
+            tx,
+            out,
+            &format!("没有找到符合条件{label}的在招岗位。您可以换个条件再试，或转人工请职业指导师帮您推荐。"),
+        )
+        .await;
+        out.not_covered = true;
+        Ok(())
     }
 }
 

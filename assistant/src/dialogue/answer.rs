@@ -1,0 +1,122 @@
+//! A grounded answer: evidence through the gate, the prompt to the model, and the answer
+//! streamed sentence by sentence through the verifier, with citations at the end. While the
+//! request waits for the model the listeners are watched too, so an abandoned request leaves
+//! the queue before it is prefilled.
+
+use models::chat_template::ChatMessage;
+use models::generator::{GenEvent, GenerateRequest};
+use tokio::sync::mpsc;
+
+use super::prompt::{build_prompt, SYSTEM_PROMPT};
+use super::verify::{self, Verifier};
+use super::{say, Assistant, Event, Outcome, TurnError};
+use crate::guard::{for_log, mask_pii};
+
+impl Assistant {
+    pub(super) async fn answer(
+        &self,
+        query: &str,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<(), TurnError> {
+        let Some(evidence) = self.evidence(query).await? else {
+            say(
+                tx,
+                out,
+                "抱歉，现有的政策文件中没有找到与您问题相关的内容，我不能凭猜测回答。您可以点击“转人工”请职业指导师解答，或拨打12333人社服务热线咨询。",
+            )
+            .await;
+            out.not_covered = true;
+            return Ok(());
+        };
+        let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
+        let request = GenerateRequest {
+            messages: vec![
+                ChatMessage::system(SYSTEM_PROMPT),
+                ChatMessage::user(prompt),
+            ],
+            params: self.cfg.generation.clone(),
+        };
+        let mut rx = self.generator.submit(request)?;
+        let mut verifier = Verifier::new(evidence.clone());
+        let mut pending = String::new();
+        let mut failed = None;
+        loop {
+            // While the request waits in the model queue no text arrives: watch the listeners
+            // too, so an abandoned request leaves the queue before it is ever prefilled.
+            let ev = tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tx.closed() => {
+                    out.cancelled = true;
+                    return Ok(());
+                }
+            };
+            let Some(ev) = ev else { break };
+            match ev {
+                GenEvent::Text(piece) => {
+                    if tx.is_closed() {
+                        // The client is gone: dropping the receiver stops generation.
+                        out.cancelled = true;
+                        return Ok(());
+                    }
+                    pending.push_str(&piece);
+                    // The small model sometimes echoes the instruction's placeholder.
+                    if pending.contains("[编号]") {
+                        pending = pending.replace("[编号]", "");
+                    }
+                    // Emit every complete sentence once it is verified.
+                    let mut sentences = verify::split_sentences(&pending);
+                    let tail = match sentences.last() {
+                        Some(s) if !s.ends_with(['。', '！', '？', '；', '\n', '!', '?']) => {
+                            sentences.pop().unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    };
+                    pending = tail;
+                    for s in sentences {
+                        let shown = verifier.sentence(&s);
+                        tracing::debug!(
+                            sentence = %for_log(&mask_pii(&s)),
+                            verdict = ?verifier.verdicts.last(),
+                            "verified"
+                        );
+                        if let Some(v) = shown {
+                            if !say(tx, out, &v).await {
+                                // Dropping the receiver stops generation before the next token.
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                GenEvent::Done(stats) => {
+                    tracing::info!(
+                        prompt_tokens = stats.prompt_tokens,
+                        completion_tokens = stats.completion_tokens,
+                        model_ttft_ms = stats.time_to_first_token.as_millis() as u64,
+                        "generated"
+                    );
+                }
+                GenEvent::Failed(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(TurnError::Model(e));
+        }
+        if !pending.trim().is_empty() {
+            if let Some(v) = verifier.sentence(&pending) {
+                say(tx, out, &v).await;
+            }
+        }
+        if verifier.cited_nothing() {
+            // Nothing the model wrote could be tied to a source: show the best passage itself.
+            let e = &evidence[0];
+            let quote: String = e.text.chars().take(160).collect();
+            let msg = format!("\n相关原文：《{}》{}：“{}”[1]", e.title, e.section, quote);
+            verifier.sentence(&format!("{quote}[1]"));
+            say(tx, out, &msg).await;
+        }
+        out.citations = verifier.citations();
+        let _ = tx.send(Event::Citations(out.citations.clone())).await;
+        Ok(())
+    }
+}
