@@ -276,7 +276,10 @@ fn start_progress() -> assistant::serve::Progress {
 /// evidence gate, verified streaming, handoff), stored in the same database.
 pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Result<()> {
     use assistant::dialogue::{Event, TurnRequest};
-    anyhow::ensure!(!question.trim().is_empty(), "the question is empty");
+    anyhow::ensure!(
+        !assistant::guard::clean_input(question).is_empty(),
+        "the question is empty"
+    );
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async {
         let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
