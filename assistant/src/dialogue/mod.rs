@@ -252,15 +252,16 @@ impl Assistant {
         let channel = req.caller.channel();
         let sid = req.caller.session().clone();
         let text = citizen_text(&req.message);
-        let session = self
-            .db
-            .session(&sid)
-            .await?
-            .ok_or(TurnError::SessionNotFound)?;
         let span = tracing::info_span!("turn", session = %sid, channel = %channel);
         async move {
             let lock = self.session_lock(sid.as_str());
             let _one_turn_at_a_time = lock.lock().await;
+            // Read under the lock: a turn that just ended may have changed profile and failures.
+            let session = self
+                .db
+                .session(&sid)
+                .await?
+                .ok_or(TurnError::SessionNotFound)?;
             // Earlier messages first: the question is committed before any work on the answer.
             let history = self.db.messages(&sid).await?;
             let question_id = self
@@ -268,8 +269,6 @@ impl Assistant {
                 .add_message(&sid, "user", &text, channel, "complete")
                 .await?;
 
-            // Re-read under the lock: a turn that just ended may have changed them.
-            let session = self.db.session(&sid).await?.unwrap_or(session);
             let mut profile: Profile = match serde_json::from_str(&session.profile) {
                 Ok(p) => p,
                 Err(e) => {
@@ -419,10 +418,11 @@ impl Assistant {
         caller: &Caller,
         note: &str,
     ) -> Result<HandoffInfo, TurnError> {
-        if self.db.session(caller.session()).await?.is_none() {
-            return Err(TurnError::SessionNotFound);
+        match self.handoffs.request(caller, &citizen_text(note)).await {
+            // Deleted since the caller proved it: the first insert finds no session.
+            Err(DbError::NotFound("session")) => Err(TurnError::SessionNotFound),
+            r => Ok(r?),
         }
-        Ok(self.handoffs.request(caller, &citizen_text(note)).await?)
     }
 
     async fn handoff(

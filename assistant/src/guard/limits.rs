@@ -99,7 +99,8 @@ impl InFlight {
     }
 
     /// Requests in flight for `key` now.
-    pub fn count(&self, key: &str) -> usize {
+    #[cfg(test)]
+    fn count(&self, key: &str) -> usize {
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         counts.get(key).copied().unwrap_or(0)
     }

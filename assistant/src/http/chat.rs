@@ -97,11 +97,7 @@ async fn start(
         ));
     }
     if n > state.server.max_message_chars {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "message_too_long",
-            format!("消息不能超过{}字", state.server.max_message_chars),
-        ));
+        return Err(ApiError::too_long("消息", state.server.max_message_chars));
     }
     let (caller, new_token) = match &body.session_id {
         Some(id) => (authorize(state, id, headers).await?.0, None),

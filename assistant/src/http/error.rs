@@ -57,6 +57,15 @@ impl ApiError {
         }
     }
 
+    /// 413: a text field over its limit; `what` names it for people (消息, 意见, 留言).
+    pub fn too_long(what: &str, max_chars: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_long",
+            format!("{what}不能超过{max_chars}字"),
+        )
+    }
+
     /// 404 for a session: the same for an unknown id, a wrong token and a missing token, so
     /// that nobody can learn which ids exist.
     pub fn session_not_found() -> Self {

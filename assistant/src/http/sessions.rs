@@ -115,11 +115,7 @@ pub async fn feedback(
     let (caller, _) = authorize(&state, &id, &headers).await?;
     let sid = caller.session();
     if body.comment.chars().count() > MAX_COMMENT_CHARS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "message_too_long",
-            format!("意见不能超过{MAX_COMMENT_CHARS}字"),
-        ));
+        return Err(ApiError::too_long("意见", MAX_COMMENT_CHARS));
     }
     let db = state.assistant.db();
     let turn = match &body.turn_id {
@@ -160,11 +156,7 @@ pub async fn handoff(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (caller, _) = authorize(&state, &id, &headers).await?;
     if body.note.chars().count() > MAX_NOTE_CHARS {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "message_too_long",
-            format!("留言不能超过{MAX_NOTE_CHARS}字"),
-        ));
+        return Err(ApiError::too_long("留言", MAX_NOTE_CHARS));
     }
     let info = state.assistant.request_handoff(&caller, &body.note).await?;
     Ok(Json(json!(info)))

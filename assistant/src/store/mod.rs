@@ -386,37 +386,31 @@ impl Db {
     /// Deletes a conversation: messages, feedback, escalations and the session with its
     /// profile. Returns whether it existed.
     pub async fn delete_session(&self, id: &SessionId) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        for table in ["feedback", "messages", "escalations"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1"))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let r = sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
+        let n = self
+            .delete_conversations("id = $1", Arg::Text(id.as_str()))
             .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+        Ok(n > 0)
     }
 
     /// Deletes conversations with no activity since `before_ms` (the retention period);
     /// returns how many.
     pub async fn purge_inactive(&self, before_ms: i64) -> Result<u64> {
+        self.delete_conversations("updated_at < $1", Arg::Int(before_ms))
+            .await
+    }
+
+    /// Deletes, in one transaction, everything of the sessions matching `cond` (a condition
+    /// on `sessions` with the one parameter `$1`), then the sessions; returns how many.
+    async fn delete_conversations(&self, cond: &str, arg: Arg<'_>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         for table in ["feedback", "messages", "escalations"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions WHERE updated_at < $1)"
-            ))
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
+            let sql = format!(
+                "DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions WHERE {cond})"
+            );
+            arg.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
         }
-        let r = sqlx::query("DELETE FROM sessions WHERE updated_at < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
+        let sql = format!("DELETE FROM sessions WHERE {cond}");
+        let r = arg.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(r.rows_affected())
     }
@@ -671,6 +665,28 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(id)
+    }
+}
+
+/// One query parameter of either type the conversation deletes need.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl<'a> Arg<'a> {
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        match self {
+            Arg::Text(t) => q.bind(t),
+            Arg::Int(n) => q.bind(n),
+        }
     }
 }
 
