@@ -298,6 +298,12 @@ fn bad_requests_get_json_errors_with_codes() {
         .send()
         .expect("request");
     assert_eq!(r.status(), 413);
+    // The body was refused unread, so the server closes the connection and must say so, or
+    // the client's next request would go out on a dying connection.
+    assert_eq!(
+        r.headers().get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     assert_eq!(
         r.json::<Value>().expect("json")["error"]["code"],
         "body_too_large"

@@ -19,6 +19,7 @@ pub struct ApiError {
     pub(crate) code: &'static str,
     pub(crate) message: String,
     retry_after: Option<u64>,
+    close: bool,
 }
 
 impl ApiError {
@@ -29,6 +30,18 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            close: false,
+        }
+    }
+
+    /// The same error, answered with `Connection: close`: for refusals made before the request
+    /// body was read. The unread body would otherwise be taken as the next request, so the
+    /// server drops the connection after answering; saying so keeps a client from sending its
+    /// next request on a connection that is about to close (a lost request, not an answer).
+    pub fn closing(self) -> Self {
+        Self {
+            close: true,
+            ..self
         }
     }
 
@@ -117,6 +130,10 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.close {
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         r
     }

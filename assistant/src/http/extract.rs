@@ -44,11 +44,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "请求体须为 application/json",
-            ));
+            )
+            .closing());
         }
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|e| body_error(e, limit))?;
+            .map_err(|e| body_error(e, limit).closing())?;
         let value = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -67,6 +67,7 @@ pub async fn transport_limits(
             "uri_too_long",
             format!("请求地址超过{}字节", s.max_uri_bytes),
         )
+        .closing()
         .into_response();
     }
     let head: usize = req
@@ -80,6 +81,7 @@ pub async fn transport_limits(
             "headers_too_large",
             format!("请求头超过{}字节", s.max_header_bytes),
         )
+        .closing()
         .into_response();
     }
     let declared = req
@@ -93,6 +95,7 @@ pub async fn transport_limits(
             "body_too_large",
             format!("请求体超过{}字节", s.max_body_bytes),
         )
+        .closing()
         .into_response();
     }
     next.run(req).await
