@@ -291,23 +291,8 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     // Version 1 only, with a client-chosen session id and two open escalations of it.
     {
         let db = Db::connect(&url).await.expect("connect");
-        db.execute_raw(
-            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        )
-        .await
-        .expect("table");
-        for stmt in include_str!("../migrations/0001_conversations.sql").split(';') {
-            let stmt: String = stmt
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if !stmt.trim().is_empty() {
-                db.execute_raw(&stmt).await.expect("v1 schema");
-            }
-        }
+        old_migrator(&db, 1).await;
         for sql in [
-            "INSERT INTO schema_migrations VALUES (1, 'conversations', 0)",
             "INSERT INTO sessions (id, channel, profile, failures, created_at, updated_at) VALUES ('abc-123', 'api', '{}', 0, 1, 1)",
             "INSERT INTO messages (id, session_id, seq, role, text, channel, status, created_at) VALUES ('m1', 'abc-123', 1, 'user', '你好', 'api', 'complete', 1)",
             "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at) VALUES ('e1', 'abc-123', 'waiting', 'explicit', 'handoff', '', 5, 5)",
@@ -318,6 +303,11 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
         db.close().await;
     }
     let db = Db::open(&url).await.expect("migrate to the current schema");
+    assert_eq!(
+        db.schema_versions().await.expect("versions"),
+        [1, 2],
+        "version 1 recorded from the old migrator, version 2 applied"
+    );
     let waiting = db.waiting().await.expect("q");
     assert_eq!(waiting.len(), 1, "duplicates closed: {waiting:?}");
     assert_eq!(waiting[0].id, "e1");
@@ -334,6 +324,76 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     assert_eq!(p, 2);
 }
 
+/// What the migrator before sqlx's did: a `schema_migrations` table, and each file split on
+/// `;` and run statement by statement, up to `version`.
+async fn old_migrator(db: &Db, version: usize) {
+    db.execute_raw(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await
+    .expect("table");
+    let files = [
+        (1, "conversations", include_str!("../migrations/0001_conversations.sql")),
+        (2, "trust", include_str!("../migrations/0002_trust.sql")),
+    ];
+    for (v, name, sql) in &files[..version] {
+        for stmt in sql.split(';') {
+            let stmt: String = stmt
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !stmt.trim().is_empty() {
+                db.execute_raw(&stmt).await.expect("old schema");
+            }
+        }
+        db.execute_raw(&format!(
+            "INSERT INTO schema_migrations VALUES ({v}, '{name}', 0)"
+        ))
+        .await
+        .expect("record");
+    }
+}
+
+/// A database the old migrator brought fully up to date: nothing is re-run (which would fail
+/// on the existing tables), its data stays, and later starts check the recorded checksums.
+async fn old_complete_database_is_taken_over(url: &str) {
+    {
+        let db = Db::connect(url).await.expect("connect");
+        old_migrator(&db, 2).await;
+        db.close().await;
+    }
+    let db = Db::open(url).await.expect("take over");
+    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2]);
+    let (s, t) = new_session(&db).await;
+    db.close().await;
+    let db = Db::open(url).await.expect("second start");
+    assert!(db.authorize(&s, &t.hash()).await.expect("read").is_some());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_database_of_the_old_migrator_is_taken_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    old_complete_database_is_taken_over(&Db::sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn an_edited_migration_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = Db::sqlite_url(dir.path());
+    let db = Db::open(&url).await.expect("open");
+    db.execute_raw("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 1")
+        .await
+        .expect("tamper");
+    db.close().await;
+    let e = Db::open(&url).await.expect_err("checksum mismatch");
+    assert!(
+        format!("{e:?}").contains("VersionMismatch(1)"),
+        "{e:?}"
+    );
+}
+
 #[tokio::test]
 async fn bad_urls_are_clear_errors() {
     let e = Db::open("mysql://x").await.expect_err("unsupported");
@@ -343,6 +403,13 @@ async fn bad_urls_are_clear_errors() {
 /// A fresh PostgreSQL database per run, so earlier runs cannot make a test pass or fail;
 /// `None` when `DATABASE_URL` is not PostgreSQL (the PostgreSQL runs are done by .ci/run).
 async fn postgres(tag: &str) -> Option<(Db, String, Db)> {
+    let (url, name, admin) = postgres_empty(tag).await?;
+    let db = Db::open(&url).await.expect("open test database");
+    Some((db, name, admin))
+}
+
+/// A fresh PostgreSQL database that nobody has opened yet: (url, name, admin connection).
+async fn postgres_empty(tag: &str) -> Option<(String, String, Db)> {
     // CI sets DATABASE_URL (.ci/run starts PostgreSQL): there a missing one is a failure,
     // not a silently green test.
     let in_ci = std::env::var_os("CI").is_some();
@@ -370,15 +437,13 @@ async fn postgres(tag: &str) -> Option<(Db, String, Db)> {
         .await
         .expect("create test database");
     let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&url);
-    let test_url = format!("{base}/{name}");
-    let db = Db::open(&test_url).await.expect("open test database");
-    Some((db, name, admin))
+    Some((format!("{base}/{name}"), name, admin))
 }
 
 async fn drop_postgres(db: Db, name: String, admin: Db) {
     db.close().await;
     admin
-        .execute_raw(&format!("DROP DATABASE {name}"))
+        .execute_raw(&format!("DROP DATABASE {name} WITH (FORCE)"))
         .await
         .expect("drop test database");
 }
@@ -404,6 +469,38 @@ async fn postgres_store_works_when_database_url_is_set() {
     db.close().await;
     let db = Db::open(&url).await.expect("reopen");
     assert_eq!(db.messages(&s).await.expect("m")[0].status, "incomplete");
+    drop_postgres(db, name, admin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_replicas_starting_together_migrate_once() {
+    let Some((url, name, admin)) = postgres_empty("replicas").await else {
+        return;
+    };
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Db::open(&url).await })
+        })
+        .collect();
+    let mut dbs = Vec::new();
+    for o in opens {
+        dbs.push(o.await.expect("join").expect("every replica starts"));
+    }
+    assert_eq!(dbs[0].schema_versions().await.expect("versions"), [1, 2]);
+    for db in dbs.drain(1..) {
+        db.close().await;
+    }
+    drop_postgres(dbs.remove(0), name, admin).await;
+}
+
+#[tokio::test]
+async fn postgres_database_of_the_old_migrator_is_taken_over() {
+    let Some((url, name, admin)) = postgres_empty("old").await else {
+        return;
+    };
+    old_complete_database_is_taken_over(&url).await;
+    let db = Db::connect(&url).await.expect("connect");
     drop_postgres(db, name, admin).await;
 }
 

@@ -13,14 +13,23 @@
 
 use std::path::Path;
 
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::AnyConnection;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 
 use crate::domain::{Channel, SessionId, TokenHash};
 
-/// The migrations, in order. Each runs once, inside a transaction, recorded in
-/// `schema_migrations`.
+/// The migrations, in order, embedded in the binary: (version, description, SQL). Applied by
+/// sqlx's migrator (table `_sqlx_migrations`, checksums, each in a transaction, under an
+/// advisory lock on PostgreSQL so replicas starting together apply each migration once).
+/// A file, once released, is never edited: its checksum is checked at every start.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -30,12 +39,38 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "trust", include_str!("../../migrations/0002_trust.sql")),
 ];
 
+/// [`MIGRATIONS`] as a sqlx migration source.
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|&(version, name, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(name),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database failed.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The schema could not be brought up to date (a failed or edited migration).
+    #[error("migrating the database")]
+    Migrate(#[from] MigrateError),
     /// The URL names no supported database.
     #[error("database url {0:?}: use sqlite://PATH or postgres://…")]
     Url(String),
@@ -281,36 +316,80 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations \
-             (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-        )
-        .execute(&self.pool)
-        .await?;
-        for (version, name, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if done.is_some() {
-                continue;
-            }
-            for statement in sql.split(';').map(strip_comments).filter(|s| !s.is_empty()) {
-                sqlx::query(&statement).execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            )
-            .bind(*version)
-            .bind(*name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            tracing::info!(version, name, "migration applied");
+        let migrator = Migrator::new(Embedded).await?;
+        let before = {
+            let mut conn = self.pool.acquire().await?;
+            conn.lock().await?;
+            let before = self.baseline(&mut conn, &migrator).await;
+            conn.unlock().await?;
+            before?
+        };
+        migrator.run(&self.pool).await?;
+        for m in migrator.iter().filter(|m| !before.contains(&m.version)) {
+            tracing::info!(version = m.version, name = %m.description, "migration applied");
         }
         Ok(())
+    }
+
+    /// Databases made before sqlx's migrator recorded their versions in `schema_migrations`,
+    /// applied from these same files. Their versions are entered into `_sqlx_migrations` with
+    /// today's checksums, once, under the migration lock, so the migrator goes on from there
+    /// instead of re-running them. The old table is left in place (read, never written).
+    /// Returns the versions recorded before this start.
+    async fn baseline(&self, conn: &mut AnyConnection, migrator: &Migrator) -> Result<Vec<i64>> {
+        let old_table = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+            }
+        };
+        conn.ensure_migrations_table().await?;
+        let applied: Vec<i64> = conn
+            .list_applied_migrations()
+            .await?
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        let old_exists: i64 = sqlx::query(old_table)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        if old_exists == 0 || !applied.is_empty() {
+            return Ok(applied);
+        }
+        let old: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for m in migrator.iter().filter(|m| old.contains(&m.version)) {
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, TRUE, $3, 0)",
+            )
+            .bind(m.version)
+            .bind(m.description.as_ref())
+            .bind(m.checksum.to_vec())
+            .execute(&mut *conn)
+            .await?;
+            tracing::info!(version = m.version, "migration from the old migrator recorded");
+        }
+        Ok(old)
+    }
+
+    /// The schema versions applied successfully, in order (operations and tests).
+    pub async fn schema_versions(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Marks answers left `pending` by a crash or kill as `incomplete`; returns how many.
@@ -688,15 +767,6 @@ impl<'a> Arg<'a> {
             Arg::Int(n) => q.bind(n),
         }
     }
-}
-
-fn strip_comments(s: &str) -> String {
-    s.lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .trim()
-        .to_string()
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
