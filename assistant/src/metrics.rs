@@ -14,6 +14,21 @@ const BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0,
 ];
 
+/// The state of the model queue (readiness and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueState {
+    /// Requests waiting now.
+    pub queued: usize,
+    /// How many may wait.
+    pub capacity: usize,
+    /// The worker has stopped: nothing will be answered.
+    pub stopped: bool,
+    /// Requests dropped before prefill because nobody waited for them any more.
+    pub skipped: u64,
+    /// Tokens generated so far, over all requests.
+    pub tokens: u64,
+}
+
 #[derive(Debug, Default)]
 struct Histogram {
     counts: [AtomicU64; BUCKETS.len()],
@@ -101,7 +116,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition; `queue_depth` and `queue_capacity` come from the generator.
-    pub fn render(&self, queue_depth: usize, queue_capacity: usize) -> String {
+    pub fn render(&self, queue: &QueueState) -> String {
         let mut out = String::new();
         out.push_str("# HELP leye_http_requests_total HTTP requests by route and status.\n# TYPE leye_http_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
@@ -146,7 +161,13 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP leye_llm_queue_depth Requests waiting for the model.\n# TYPE leye_llm_queue_depth gauge\nleye_llm_queue_depth {queue_depth}\n# HELP leye_llm_queue_capacity Requests that may wait.\n# TYPE leye_llm_queue_capacity gauge\nleye_llm_queue_capacity {queue_capacity}"
+            "# HELP leye_llm_queue_depth Requests waiting for the model.\n# TYPE leye_llm_queue_depth gauge\nleye_llm_queue_depth {}\n# HELP leye_llm_queue_capacity Requests that may wait.\n# TYPE leye_llm_queue_capacity gauge\nleye_llm_queue_capacity {}",
+            queue.queued, queue.capacity
+        );
+        let _ = writeln!(
+            out,
+            "# HELP leye_llm_skipped_total Requests dropped before prefill: nobody waited any more.\n# TYPE leye_llm_skipped_total counter\nleye_llm_skipped_total {}\n# HELP leye_llm_tokens_total Tokens generated.\n# TYPE leye_llm_tokens_total counter\nleye_llm_tokens_total {}",
+            queue.skipped, queue.tokens
         );
         out
     }

@@ -99,12 +99,12 @@ pub async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, Ser
     let (generator, _worker) = models::generator::Generator::spawn(llm, cfg.llm.queue_capacity)?;
 
     let rkb = kb.clone();
-    let router = tokio::task::spawn_blocking(move || Assistant::router_for(&rkb))
+    let router = tokio::task::spawn_blocking(move || Assistant::router_for(rkb.as_ref()))
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;
     Ok(Assistant::new(
         kb,
-        generator,
+        Arc::new(generator),
         router,
         db,
         cfg.dialogue.clone(),

@@ -333,7 +333,11 @@ async fn old_migrator(db: &Db, version: usize) {
     .await
     .expect("table");
     let files = [
-        (1, "conversations", include_str!("../migrations/0001_conversations.sql")),
+        (
+            1,
+            "conversations",
+            include_str!("../migrations/0001_conversations.sql"),
+        ),
         (2, "trust", include_str!("../migrations/0002_trust.sql")),
     ];
     for (v, name, sql) in &files[..version] {
@@ -388,10 +392,7 @@ async fn an_edited_migration_is_refused_at_start() {
         .expect("tamper");
     db.close().await;
     let e = Db::open(&url).await.expect_err("checksum mismatch");
-    assert!(
-        format!("{e:?}").contains("VersionMismatch(1)"),
-        "{e:?}"
-    );
+    assert!(format!("{e:?}").contains("VersionMismatch(1)"), "{e:?}");
 }
 
 #[tokio::test]

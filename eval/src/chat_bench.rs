@@ -169,7 +169,7 @@ pub fn run(cfg: &Config, questions: &Path, parallel: usize) -> anyhow::Result<()
             let depth = depth.clone();
             tokio::spawn(async move {
                 loop {
-                    depth.fetch_max(a.generator().queue_depth(), std::sync::atomic::Ordering::Relaxed);
+                    depth.fetch_max(a.model_queue().queued, std::sync::atomic::Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             })

@@ -55,4 +55,5 @@ pub fn has_chinese(s: &str) -> bool {
 }
 
 pub mod cdp;
+pub mod fakes;
 pub mod service;

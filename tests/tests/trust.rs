@@ -437,8 +437,8 @@ fn queue_depth() -> u64 {
 
 #[test]
 fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
-    let generator = service().running.state.assistant.generator().clone();
-    let skipped_before = generator.skipped_requests();
+    let assistant = &service().running.state.assistant;
+    let skipped_before = assistant.model_queue().skipped;
     let citizens: Vec<Citizen> = (0..20).map(|_| Citizen::new(base())).collect();
     let socks: Vec<TcpStream> = citizens
         .iter()
@@ -471,7 +471,7 @@ fn abandoned_queued_requests_are_dropped_and_the_next_question_is_answered() {
         never_generated >= 14,
         "queued requests are dropped before prefill: {never_generated} of 20 never generated"
     );
-    let skipped = generator.skipped_requests() - skipped_before;
+    let skipped = assistant.model_queue().skipped - skipped_before;
     eprintln!(
         "abandoned: {never_generated} of 20 never generated, {skipped} skipped before prefill"
     );

@@ -14,11 +14,10 @@ impl Assistant {
         let q = query.to_string();
         let k = self.cfg.evidence_k;
         let (hybrid, dense) = blocking(move || {
-            let r = kb.retriever();
-            let hybrid = r.search_policies(&PolicyQuery::new(q.clone(), k))?;
+            let hybrid = kb.search_policies(&PolicyQuery::new(q.clone(), k))?;
             let mut dq = PolicyQuery::new(q, 1);
             dq.mode = Mode::Dense;
-            let dense = r.search_policies(&dq)?;
+            let dense = kb.search_policies(&dq)?;
             Ok::<_, retrieval::Error>((hybrid, dense))
         })
         .await?;

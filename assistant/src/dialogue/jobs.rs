@@ -265,7 +265,7 @@ impl super::Assistant {
             .chain(relaxations(&q).into_iter().map(|(r, how)| (r, Some(how))));
         for (search, relaxed) in attempts {
             let kb = self.kb.clone();
-            let found = blocking(move || kb.retriever().search_jobs(&search)).await?;
+            let found = blocking(move || kb.search_jobs(&search)).await?;
             if found.is_empty() {
                 continue;
             }

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod memory;
 mod prompt;
 pub mod router;
+pub mod seam;
 pub mod verify;
 
 pub use prompt::build_prompt;
@@ -31,19 +32,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use models::generator::Generator;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::domain::{Caller, Channel, SessionId, SessionToken};
 use crate::guard::{citizen_text, for_log, mask_pii};
 use crate::handoff::Handoffs;
-use crate::knowledge_base::KnowledgeBase;
 use crate::metrics::Metrics;
 use crate::store::{Completion, Db, DbError};
 use jobs::JobCard;
 use memory::Profile;
 use router::{HandoffReason, Intent, Router};
+use seam::{Generate, Retrieve};
 use verify::Citation;
 
 pub use crate::config::DialogueConfig;
@@ -137,8 +137,8 @@ impl From<models::Error> for TurnError {
 
 /// The assembled assistant.
 pub struct Assistant {
-    kb: Arc<KnowledgeBase>,
-    generator: Generator,
+    kb: Arc<dyn Retrieve>,
+    generator: Arc<dyn Generate>,
     router: Router,
     db: Db,
     cfg: DialogueConfig,
@@ -156,14 +156,18 @@ const CAPABILITIES: &str =
 impl Assistant {
     /// Assembles the assistant. `router` holds the exemplar vectors (see [`Assistant::router_for`]).
     pub fn new(
-        kb: Arc<KnowledgeBase>,
-        generator: Generator,
+        kb: Arc<dyn Retrieve>,
+        generator: Arc<dyn Generate>,
         router: Router,
         db: Db,
         cfg: DialogueConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let districts = known_districts(&kb);
+        // Without district names a question still works; only its district is not read.
+        let districts = kb.districts().unwrap_or_else(|e| {
+            tracing::warn!(error = %crate::http::error::error_chain(&e), "job districts unavailable");
+            Vec::new()
+        });
         let handoffs = Handoffs::new(db.clone(), metrics.clone(), cfg.service_hours.clone());
         Self {
             kb,
@@ -195,9 +199,9 @@ impl Assistant {
     }
 
     /// Builds the router by embedding its exemplars.
-    pub fn router_for(kb: &KnowledgeBase) -> Result<Router, models::Error> {
+    pub fn router_for(kb: &dyn Retrieve) -> Result<Router, models::Error> {
         let texts: Vec<&str> = router::EXEMPLARS.iter().map(|(_, t)| *t).collect();
-        Ok(Router::new(kb.embedder().embed(&texts, true)?))
+        Ok(Router::new(kb.embed_queries(&texts)?))
     }
 
     /// The conversation store.
@@ -205,9 +209,9 @@ impl Assistant {
         &self.db
     }
 
-    /// The generator (queue depth for metrics and readiness).
-    pub fn generator(&self) -> &Generator {
-        &self.generator
+    /// The model queue (readiness and metrics).
+    pub fn model_queue(&self) -> seam::QueueState {
+        self.generator.queue()
     }
 
     /// The metrics.
@@ -296,7 +300,11 @@ impl Assistant {
 
             let kb = self.kb.clone();
             let q = query.clone();
-            let qvec = blocking(move || kb.embedder().embed_query(&q)).await?;
+            let qvec = blocking(move || {
+                kb.embed_queries(&[q.as_str()])
+                    .map(|mut v| v.pop().unwrap_or_default())
+            })
+            .await?;
             let mut route = self.router.route(&query, Some(&qvec));
             // A rewritten follow-up keeps the topic of the question it follows.
             if rewritten.is_some() && route.intent == Intent::OutOfScope && !route.injection {
@@ -446,26 +454,6 @@ impl Assistant {
 }
 
 /// Distinct district names of the indexed listings (read once at start-up).
-fn known_districts(kb: &KnowledgeBase) -> Vec<String> {
-    let hits = kb
-        .store()
-        .scroll(
-            retrieval::store::JOBS,
-            &retrieval::store::Filter::default(),
-            200_000,
-        )
-        .unwrap_or_default();
-    let mut d: Vec<String> = hits
-        .iter()
-        .filter_map(|h| h.payload.get("district").and_then(|v| v.as_str()))
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    d.sort();
-    d.dedup();
-    d
-}
-
 /// Runs blocking model or store work off the async workers, inside the caller's span; a
 /// panic becomes [`TurnError::Task`], an error keeps its type.
 async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, TurnError>

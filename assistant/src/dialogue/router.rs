@@ -42,6 +42,45 @@ const WAGE: &[&str] = &[
     "不给工资",
     "工钱",
 ];
+/// Pay, and what goes wrong with it: a message with one of each is a wage dispute however it is
+/// phrased ("拖欠我三个月工资", "工资一直没发", "老板扣了我的加班费").
+const PAY: &[&str] = &[
+    "工资",
+    "薪水",
+    "薪资",
+    "工钱",
+    "劳务费",
+    "加班费",
+    "血汗钱",
+    "报酬",
+];
+const PAY_WRONG: &[&str] = &[
+    "拖欠",
+    "欠我",
+    "欠了",
+    "欠着",
+    "没发",
+    "不发",
+    "没给",
+    "不给",
+    "克扣",
+    "扣了",
+    "扣我",
+    "讨",
+    "要不回",
+    "要不到",
+    "拿不到",
+    "没拿到",
+    "不结",
+    "没结",
+    "赖账",
+    "跑路",
+];
+
+fn wage_dispute(t: &str) -> bool {
+    any(t, WAGE) || (any(t, PAY) && any(t, PAY_WRONG))
+}
+
 const COMPLAINT: &[&str] = &["投诉", "举报", "态度差", "态度恶劣", "不作为", "差评"];
 const EXPLICIT: &[&str] = &[
     "转人工",
@@ -199,7 +238,7 @@ impl Router {
         // Safety first: crisis, then disputes and complaints, then an explicit request.
         let handoff = if any(t, CRISIS) {
             Some(HandoffReason::Crisis)
-        } else if any(t, WAGE) {
+        } else if wage_dispute(t) {
             Some(HandoffReason::WageDispute)
         } else if any(t, COMPLAINT) {
             Some(HandoffReason::Complaint)
@@ -288,6 +327,25 @@ mod tests {
             r.route("老板拖欠工资三个月了怎么办", None).handoff,
             Some(HandoffReason::WageDispute)
         );
+        for t in [
+            "老板拖欠我三个月工资了怎么办",
+            "工地的工钱一直没给",
+            "公司扣了我的加班费",
+            "包工头跑路了，工资要不回来",
+        ] {
+            assert_eq!(
+                r.route(t, None).handoff,
+                Some(HandoffReason::WageDispute),
+                "{t}"
+            );
+        }
+        for t in [
+            "青岛电工工资多少",
+            "最低工资标准是多少",
+            "失业保险金怎么领取",
+        ] {
+            assert_eq!(r.route(t, None).handoff, None, "{t}");
+        }
         assert_eq!(
             r.route("我要投诉", None).handoff,
             Some(HandoffReason::Complaint)

@@ -4,9 +4,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -27,43 +29,87 @@ pub fn is_json(content_type: &str) -> bool {
 /// A JSON body read under the configured size and time limits. Unknown fields are refused on
 /// every endpoint (the body types say `deny_unknown_fields`), so a typo or a field we do not
 /// take (such as `channel`) is an error rather than silently ignored.
+///
+/// Reading and parsing are axum's `Json` (the size limit is the router's `DefaultBodyLimit`);
+/// only its rejections are mapped to our error shape.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let limit = state.server.max_body_bytes;
+        // axum also takes `application/*+json`; our API documents plain JSON only.
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !is_json(ct) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "请求体须为 application/json",
-            )
-            .closing());
+            return Err(unsupported_media_type());
         }
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|e| body_error(e, limit).closing())?;
-        let value = serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("JSON格式错误：{e}"),
-            )
-        })?;
-        serde_json::from_value(value).map(JsonBody).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                format!("请求字段有误：{e}"),
-            )
-        })
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(t)) => Ok(Self(t)),
+            Err(rejection) => Err(json_rejection(&rejection, state.server.max_body_bytes)),
+        }
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "请求体须为 application/json",
+    )
+    .closing()
+}
+
+/// Our error for each of axum's JSON rejections. Refusals before the body was fully read
+/// close the connection (see [`ApiError::closing`]).
+fn json_rejection(rejection: &JsonRejection, limit: usize) -> ApiError {
+    use std::error::Error as _;
+    // The innermost message (serde's, with line and column), without axum's English preface.
+    let detail = || {
+        let mut cur: &dyn std::error::Error = rejection;
+        while let Some(next) = cur.source() {
+            cur = next;
+        }
+        cur.to_string()
+    };
+    match rejection {
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("JSON格式错误：{}", detail()),
+        ),
+        JsonRejection::JsonDataError(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("请求字段有误：{}", detail()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
+        _ => {
+            let mut cur = rejection.source();
+            while let Some(err) = cur {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("请求体超过{limit}字节"),
+                    )
+                    .closing();
+                }
+                if err.is::<tower_http::timeout::TimeoutError>() {
+                    return ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body_timeout",
+                        "请求体发送超时",
+                    )
+                    .closing();
+                }
+                cur = err.source();
+            }
+            ApiError::new(StatusCode::BAD_REQUEST, "body_unreadable", "请求体读取失败").closing()
+        }
     }
 }
 
@@ -87,29 +133,6 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for MaybeJsonBody<T> {
             .await
             .map(|JsonBody(t)| Self(Some(t)))
     }
-}
-
-fn body_error(e: axum::Error, limit: usize) -> ApiError {
-    let inner = e.into_inner();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-    while let Some(err) = cur {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("请求体超过{limit}字节"),
-            );
-        }
-        if err.is::<tower_http::timeout::TimeoutError>() {
-            return ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                "请求体发送超时",
-            );
-        }
-        cur = err.source();
-    }
-    ApiError::new(StatusCode::BAD_REQUEST, "body_unreadable", "请求体读取失败")
 }
 
 /// The client's address: the peer, or behind a trusted proxy the `X-Forwarded-For` client.

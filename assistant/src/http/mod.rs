@@ -109,6 +109,10 @@ pub fn router(state: Arc<AppState>) -> Router {
                 "该地址不支持这种请求方法",
             )
         })
+        // The body size limit the JSON extractor reads under (axum's default is 2 MB).
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.server.max_body_bytes,
+        ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_timeout,
         ))

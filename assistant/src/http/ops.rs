@@ -16,7 +16,7 @@ use super::AppState;
 /// `GET /readyz`: database and model worker.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let db = state.assistant.db().ping().await.is_ok();
-    let model = !state.assistant.generator().is_stopped();
+    let model = !state.assistant.model_queue().stopped;
     let body = json!({"ready": db && model, "checks": {"database": db, "model": model, "knowledge": true}});
     let status = if db && model {
         StatusCode::OK
@@ -46,13 +46,12 @@ pub async fn metrics(
         )
         .into_response();
     }
-    let g = state.assistant.generator();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
             .assistant
             .metrics()
-            .render(g.queue_depth(), g.capacity()),
+            .render(&state.assistant.model_queue()),
     )
         .into_response()
 }

@@ -19,9 +19,9 @@ use std::pin::Pin;
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::AnyConnection;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::AnyConnection;
 use sqlx::{AnyPool, Row};
 
 use crate::domain::{Channel, SessionId, TokenHash};
@@ -376,16 +376,20 @@ impl Db {
             .bind(m.checksum.to_vec())
             .execute(&mut *conn)
             .await?;
-            tracing::info!(version = m.version, "migration from the old migrator recorded");
+            tracing::info!(
+                version = m.version,
+                "migration from the old migrator recorded"
+            );
         }
         Ok(old)
     }
 
     /// The schema versions applied successfully, in order (operations and tests).
     pub async fn schema_versions(&self) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .iter()
             .map(|r| r.try_get::<i64, _>(0))

@@ -44,7 +44,9 @@ pub fn build(tokens: &[String], merges: &[String], pre: &str) -> Result<tokenize
         .map(|(rank, line)| {
             line.split_once(' ')
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                .ok_or_else(|| Error::Tokenizer(format!("merge {rank} is not two tokens: {line:?}")))
+                .ok_or_else(|| {
+                    Error::Tokenizer(format!("merge {rank} is not two tokens: {line:?}"))
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let model = BPE::builder()

@@ -128,6 +128,10 @@ mod tests {
             vec![2, 0],
             "unknown char falls back to <unk>"
         );
-        assert_eq!(t.encode("abzz"), vec![2, 0], "a run of unknowns is one <unk>");
+        assert_eq!(
+            t.encode("abzz"),
+            vec![2, 0],
+            "a run of unknowns is one <unk>"
+        );
     }
 }
