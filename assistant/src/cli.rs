@@ -485,7 +485,11 @@ pub fn ingest(cfg: &Config, paths: &[PathBuf], remove: &[String]) -> anyhow::Res
             }
             FileReport::Failed(why) => {
                 failed += 1;
-                println!("[{}/{total}] {label}: FAILED: {why}", i + 1);
+                println!(
+                    "[{}/{total}] {label}: FAILED: {}",
+                    i + 1,
+                    assistant::http::error::error_chain(&why)
+                );
             }
         }
     }

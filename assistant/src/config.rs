@@ -3,10 +3,11 @@
 //! The file is `--config PATH`, else `$LEYE_CONFIG`, else `./leye.toml` when it exists.
 //! Environment variables override single keys, `__` separating levels:
 //! `LEYE_LLM__PATH=/models/qwen.gguf`, `LEYE_LLM__LOAD__PREFILL=cached`. Values are read as TOML
-//! scalars when they parse as one (`8192`, `true`), else as strings. Unknown keys are errors, so
+//! values when they parse as one (`8192`, `true`, `["10.0.0.0/8"]`), else as strings. Unknown keys are errors, so
 //! a typo never silently falls back to a default. `LEYE_HOME`, `LEYE_CONFIG`, `LEYE_LOG` and
 //! `LEYE_PIP_ARGS` are not config keys (they are read before the config exists).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use models::llm::{GenerationParams, LoadOptions};
@@ -126,6 +127,51 @@ impl Default for PrivacyConfig {
     }
 }
 
+/// An address or CIDR range (`127.0.0.1`, `10.0.0.0/8`, `fd00::/8`), checked when the
+/// configuration is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IpRange {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Leading bits that must match (32 or 128 for one address).
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an IP address or CIDR range");
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match bits {
+            Some(b) => b.trim().parse::<u8>().ok().filter(|b| *b <= max),
+            None => Some(max),
+        }
+        .ok_or_else(bad)?;
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for IpRange {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<IpRange> for String {
+    fn from(r: IpRange) -> String {
+        format!("{}/{}", r.addr, r.prefix)
+    }
+}
+
 /// HTTP service settings. Limits are per process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,7 +219,7 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR ranges
     /// (default none: the peer address is the client).
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<IpRange>,
     /// Bearer token for `/metrics`. Unset: `/metrics` answers only loopback peers.
     pub metrics_token: Option<Secret>,
     /// Bearer token for `/api/v1/console/*`; unset: the console API answers 503.
@@ -455,10 +501,6 @@ impl Config {
                 bad.push(format!("{key}: use at least 16 characters"));
             }
         }
-        if let Err(e) = crate::guard::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
-        {
-            bad.push(format!("server.trusted_proxies: {e}"));
-        }
         let sv = &self.server;
         for (key, v) in [
             (
@@ -527,12 +569,13 @@ impl Config {
 }
 
 fn scalar(v: &str) -> toml::Value {
-    // Parse as a TOML value when it is one; anything else (paths, names) is a string.
+    // Parse as a TOML value when it is one (numbers, booleans, lists like
+    // `["10.0.0.0/8"]`); anything else (paths, names) is a string.
     format!("x = {v}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("x"))
-        .filter(|x| !x.is_table() && !x.is_array())
+        .filter(|x| !x.is_table())
         .unwrap_or_else(|| toml::Value::String(v.to_string()))
 }
 
@@ -616,5 +659,23 @@ mod tests {
         .to_string();
         assert!(e.contains("llm.queue_capacity"), "{e}");
         assert!(e.contains("llm.path"), "{e}");
+    }
+
+    #[test]
+    fn proxy_ranges_are_checked_when_read() {
+        let c = Config::load_from(
+            None,
+            &env(&[("LEYE_SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"::1\"]")]),
+        )
+        .expect("valid");
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(c.server.trusted_proxies[0].prefix, 8);
+        let e = Config::load_from(
+            None,
+            &env(&[("LEYE_SERVER__TRUSTED_PROXIES", "[\"nginx\"]")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("nginx"), "{e}");
     }
 }

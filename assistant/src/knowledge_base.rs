@@ -27,9 +27,9 @@ pub enum KbError {
     /// A document could not be read.
     #[error(transparent)]
     Knowledge(#[from] knowledge::Error),
-    /// A path could not be walked.
-    #[error("{0}: {1}")]
-    Path(PathBuf, std::io::Error),
+    /// A path could not be walked or read.
+    #[error("{}", .0.display())]
+    Path(PathBuf, #[source] std::io::Error),
 }
 
 /// What happened to one input file.
@@ -52,7 +52,7 @@ pub enum FileReport {
         errors: Vec<LineError>,
     },
     /// The file could not be used; the others still are.
-    Failed(String),
+    Failed(KbError),
 }
 
 /// The store, embedder and BM25 encoder together.
@@ -143,7 +143,7 @@ impl KnowledgeBase {
     pub fn ingest_file(&self, path: &Path, progress: &mut dyn FnMut(usize, usize)) -> FileReport {
         match self.try_ingest_file(path, progress) {
             Ok(r) => r,
-            Err(e) => FileReport::Failed(format!("{e}")),
+            Err(e) => FileReport::Failed(e),
         }
     }
 

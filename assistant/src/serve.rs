@@ -75,7 +75,11 @@ pub async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, Ser
                     f.display(),
                     errors.len()
                 ),
-                FileReport::Failed(e) => format!("跳过 {}：{e}", f.display()),
+                FileReport::Failed(e) => format!(
+                    "跳过 {}：{}",
+                    f.display(),
+                    crate::http::error::error_chain(&e)
+                ),
             };
             p(&line);
         }
@@ -158,8 +162,7 @@ pub async fn start(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServeError> {
     let s = &cfg.server;
-    let proxies = TrustedProxies::parse(&s.trusted_proxies)
-        .map_err(|e| ServeError::Config(format!("server.trusted_proxies: {e}")))?;
+    let proxies = TrustedProxies::new(&s.trusted_proxies);
     let hub = Arc::new(TurnHub::new(HubConfig {
         abandon_grace: Duration::from_secs(s.abandon_grace_secs),
         keep_after_done: Duration::from_secs(s.resume_window_secs),

@@ -25,8 +25,8 @@ use crate::store::{
 };
 use crate::{Error, Result};
 
-fn edge_err(e: impl std::fmt::Display) -> Error {
-    Error::Edge(e.to_string())
+fn edge_err(e: impl Into<crate::BoxError>) -> Error {
+    Error::Edge(e.into())
 }
 
 /// The embedded store.
@@ -92,7 +92,7 @@ impl EdgeStore {
                 store
                     .shards
                     .write()
-                    .map_err(|_| Error::Edge("lock poisoned".into()))?
+                    .map_err(|_| edge_err("lock poisoned"))?
                     .insert(name, Arc::new(shard));
             }
         }
@@ -118,7 +118,7 @@ impl EdgeStore {
     fn shard(&self, name: &str) -> Result<Arc<EdgeShard>> {
         self.shards
             .read()
-            .map_err(|_| Error::Edge("lock poisoned".into()))?
+            .map_err(|_| edge_err("lock poisoned"))?
             .get(name)
             .cloned()
             .ok_or_else(|| Error::NoCollection(name.to_string()))
@@ -215,7 +215,7 @@ impl VectorStore for EdgeStore {
                 let shard = Arc::new(EdgeShard::new(&dir, config()).map_err(edge_err)?);
                 self.shards
                     .write()
-                    .map_err(|_| Error::Edge("lock poisoned".into()))?
+                    .map_err(|_| edge_err("lock poisoned"))?
                     .insert(name.to_string(), shard.clone());
                 shard
             }
@@ -368,14 +368,14 @@ impl VectorStore for EdgeStore {
         for shard in self
             .shards
             .read()
-            .map_err(|_| Error::Edge("lock poisoned".into()))?
+            .map_err(|_| edge_err("lock poisoned"))?
             .values()
         {
             // qdrant-edge 0.7 panics (expect) when flushing hits an I/O error, e.g. a full disk
             // or a removed folder: turn that into an error instead of taking the process down.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush())).map_err(
                 |_| {
-                    Error::Edge(format!(
+                    edge_err(format!(
                         "flushing {} failed (disk full or folder removed?)",
                         shard.path().display()
                     ))

@@ -35,7 +35,7 @@ impl Bm25 {
             lowercase: Some(true),
             ..Default::default()
         })
-        .map_err(|e| Error::Edge(e.to_string()))?;
+        .map_err(|e| Error::Edge(e.into()))?;
         Ok(Self { inner })
     }
 

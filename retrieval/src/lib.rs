@@ -25,16 +25,19 @@ pub mod store;
 
 pub use models::embed::DIM as DENSE_DIM;
 
+/// A boxed error from a store library (or a message of ours where there is none).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Errors of the retrieval crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The embedded Qdrant failed.
-    #[error("qdrant-edge: {0}")]
-    Edge(String),
-    /// The Qdrant server failed or could not be reached.
-    #[error("qdrant server: {0}")]
-    Server(String),
+    /// The embedded Qdrant failed; the source is qdrant-edge's own error.
+    #[error("qdrant-edge failed")]
+    Edge(#[source] BoxError),
+    /// The Qdrant server failed or could not be reached; the source says how.
+    #[error("qdrant server failed")]
+    Server(#[source] BoxError),
     /// Embedding failed.
     #[error("embedding")]
     Model(#[from] models::Error),

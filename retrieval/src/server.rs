@@ -80,8 +80,8 @@ impl std::fmt::Debug for ServerStore {
     }
 }
 
-fn server_err(e: impl std::fmt::Display) -> Error {
-    Error::Server(e.to_string())
+fn server_err(e: impl Into<crate::BoxError>) -> Error {
+    Error::Server(e.into())
 }
 
 impl ServerStore {
@@ -113,7 +113,7 @@ impl ServerStore {
         };
         store
             .call(|c| async move { c.health_check().await })
-            .map_err(|e| Error::Server(format!("Qdrant at {} does not answer: {e}", store.url)))?;
+            .map_err(|e| server_err(format!("Qdrant at {} does not answer: {e}", store.url)))?;
         Ok(store)
     }
 
@@ -135,13 +135,13 @@ impl ServerStore {
         let runtime = self
             .runtime
             .as_ref()
-            .ok_or_else(|| Error::Server("the store is shutting down".into()))?;
+            .ok_or_else(|| server_err("the store is shutting down"))?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv()
-            .map_err(|_| Error::Server("the client task ended without an answer".into()))?
+            .map_err(|_| server_err("the client task ended without an answer"))?
             .map_err(server_err)
     }
 }

@@ -69,7 +69,13 @@ fn a_server_that_does_not_answer_is_a_clear_error() {
     let mut cfg = ServerConfig::new(format!("http://127.0.0.1:{port}"));
     cfg.timeout = std::time::Duration::from_secs(2);
     let err = ServerStore::connect(&cfg).expect_err("nothing listens there");
-    let msg = err.to_string();
+    // The whole chain: the store's error says what failed, its source how.
+    let mut msg = err.to_string();
+    let mut cur = std::error::Error::source(&err);
+    while let Some(c) = cur {
+        msg.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
     assert!(
         msg.contains("does not answer") && msg.contains(&port.to_string()),
         "{msg}"

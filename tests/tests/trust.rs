@@ -634,7 +634,10 @@ fn forwarded_for_counts_only_from_trusted_proxies_and_metrics_can_be_closed() {
     // From a trusted proxy, each forwarded client has its own bucket.
     let (trusted, base2) = service().second_listener(|cfg| {
         limited(cfg);
-        cfg.server.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
+        cfg.server.trusted_proxies = vec![
+            "127.0.0.1".parse().expect("range"),
+            "::1".parse().expect("range"),
+        ];
         cfg.server.metrics_token = Some(assistant::config::Secret::new("metrics-token-0123456789"));
     });
     for i in 0..5 {

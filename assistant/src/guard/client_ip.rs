@@ -7,36 +7,20 @@
 
 use std::net::IpAddr;
 
+use crate::config::IpRange;
+
 /// Configured proxies: single addresses or CIDR ranges (`10.0.0.0/8`, `::1`).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
     nets: Vec<(IpAddr, u8)>,
 }
 
-/// A proxy entry that is not an address or range.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not an IP address or CIDR range")]
-pub struct BadProxy(pub String);
-
 impl TrustedProxies {
-    /// Parses entries like `127.0.0.1`, `10.0.0.0/8`, `fd00::/8`.
-    pub fn parse(entries: &[String]) -> Result<Self, BadProxy> {
-        let mut nets = Vec::new();
-        for e in entries {
-            let (addr, bits) = match e.split_once('/') {
-                Some((a, b)) => (a, Some(b)),
-                None => (e.as_str(), None),
-            };
-            let ip: IpAddr = addr.trim().parse().map_err(|_| BadProxy(e.clone()))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(b) => b.trim().parse::<u8>().ok().filter(|b| *b <= max),
-                None => Some(max),
-            }
-            .ok_or_else(|| BadProxy(e.clone()))?;
-            nets.push((ip, bits));
+    /// The proxies of the configuration.
+    pub fn new(ranges: &[IpRange]) -> Self {
+        Self {
+            nets: ranges.iter().map(|r| (r.addr, r.prefix)).collect(),
         }
-        Ok(Self { nets })
     }
 
     /// Whether `ip` is one of the proxies.
@@ -112,7 +96,11 @@ mod tests {
 
     #[test]
     fn forwarded_for_counts_only_from_trusted_proxies() {
-        let t = TrustedProxies::parse(&["127.0.0.1".into(), "10.0.0.0/8".into()]).expect("ok");
+        let ranges: Vec<IpRange> = ["127.0.0.1", "10.0.0.0/8"]
+            .iter()
+            .map(|r| r.parse().expect("range"))
+            .collect();
+        let t = TrustedProxies::new(&ranges);
         // Not a proxy: the header is ignored.
         assert_eq!(
             t.client(ip("203.0.113.9"), Some("1.2.3.4")),
@@ -130,7 +118,8 @@ mod tests {
         assert_eq!(t.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
         assert_eq!(t.client(ip("127.0.0.1"), Some("junk")), ip("127.0.0.1"));
         assert!(t.contains(ip("::ffff:10.9.8.7")));
-        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
-        assert!(TrustedProxies::parse(&["nginx".into()]).is_err());
+        assert!("10.0.0.0/33".parse::<IpRange>().is_err());
+        assert!("nginx".parse::<IpRange>().is_err());
+        assert!("fd00::/8".parse::<IpRange>().is_ok());
     }
 }
