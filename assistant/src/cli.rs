@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use assistant::app::Application;
 use assistant::config::Config;
 use assistant::model_store;
 use models::catalog::{self, Catalog, FetchEvent, Status};
@@ -268,7 +269,7 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Prints start-up progress lines to stderr.
-fn start_progress() -> assistant::serve::Progress {
+fn start_progress() -> assistant::app::Progress {
     std::sync::Arc::new(|line: &str| eprintln!("{line}"))
 }
 
@@ -282,7 +283,9 @@ pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Res
     );
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async {
-        let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
+        let assistant = Application::build(cfg, start_progress())
+            .await?
+            .into_assistant();
         let (tx, mut rx) = tokio::sync::mpsc::channel(64);
         // The operator at the terminal has the database anyway: an existing session is
         // continued by id, without its token.
@@ -377,12 +380,13 @@ pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Res
 pub fn serve(cfg: &Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async {
-        let assistant = assistant::serve::assemble(cfg, start_progress()).await?;
+        let app = Application::build(cfg, start_progress()).await?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = assistant::serve::start(cfg, assistant, async {
-            let _ = stop_rx.await;
-        })
-        .await?;
+        let running = app
+            .start(async {
+                let _ = stop_rx.await;
+            })
+            .await?;
         println!("乐业助手已启动：http://{}/  （Ctrl-C 停止）", running.addr);
         let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
         let signal = async {

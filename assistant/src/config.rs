@@ -559,13 +559,18 @@ impl Config {
             .url
             .clone()
             .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| crate::store::Db::sqlite_url(&self.home))
+            .unwrap_or_else(|| sqlite_url(&self.home))
     }
 
     /// Where models are stored: `<home>/models`.
     pub fn models_dir(&self) -> PathBuf {
         self.home.join("models")
     }
+}
+
+/// The SQLite URL of the database in a data folder (`<home>/leye.db`, created if missing).
+pub fn sqlite_url(home: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", home.join("leye.db").display())
 }
 
 fn scalar(v: &str) -> toml::Value {

@@ -14,9 +14,11 @@
 //! - [`store`]: conversations in SQLite or PostgreSQL (sqlx), one set of migrations.
 //! - [`http`]: the axum service (v1 API, SSE, health, metrics, the web widget).
 //! - [`metrics`]: Prometheus counters and histograms.
-//! - [`serve`]: start-up: config -> storage -> knowledge -> models -> listening socket.
+//! - [`app`]: the wiring: config -> storage -> knowledge -> models -> router -> HTTP state.
+//! - [`serve`]: the transport: accept loop, graceful shutdown, retention purge.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod config;
 pub mod dialogue;
 pub mod domain;

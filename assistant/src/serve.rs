@@ -1,6 +1,6 @@
-//! Start-up of the service: storage, knowledge (bundled documents and listings ingested when
-//! new or changed), models, router, then the listening socket. Used by `leye serve`, by
-//! `leye ask` (without the socket) and by the end-to-end tests (on 127.0.0.1:0).
+//! The transport: the accept loop (connection cap, header timeout, graceful shutdown), the
+//! retention purge, and [`Running`], the handle of a started server. What runs behind it is
+//! wired in [`crate::app`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,112 +9,8 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use tokio::sync::{oneshot, watch, Semaphore};
 
-use crate::config::Config;
-use crate::dialogue::Assistant;
-use crate::guard::client_ip::TrustedProxies;
-use crate::guard::{InFlight, RateLimiter};
 use crate::http::AppState;
-use crate::knowledge_base::{FileReport, KbError, KnowledgeBase};
-use crate::metrics::Metrics;
-use crate::store::{Db, DbError};
-use crate::turns::{HubConfig, TurnHub};
-
-/// Start-up failures, each naming what failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The database could not be opened or migrated.
-    #[error("opening the database: {0}")]
-    Db(#[from] DbError),
-    /// The knowledge base failed.
-    #[error("opening the knowledge base: {0}")]
-    Kb(#[from] KbError),
-    /// A model failed to load.
-    #[error("loading a model: {0}")]
-    Model(#[from] models::Error),
-    /// The address could not be bound.
-    #[error("listening on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A setting is unusable (normally caught by `Config::validate`).
-    #[error("configuration: {0}")]
-    Config(String),
-    /// A start-up task panicked or was cancelled.
-    #[error("start-up task failed: {0}")]
-    Task(String),
-}
-
-/// Progress lines for people (start-up takes a while on first run).
-pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// Builds the assistant: storage, knowledge base (+ bundled ingest), LLM worker, router.
-pub async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, ServeError> {
-    let url = cfg.database_url();
-    let db = Db::open(&url).await?;
-    progress(&format!("数据库就绪（{:?}）", db.backend()));
-
-    let kb_cfg = cfg.clone();
-    let p = progress.clone();
-    let kb = tokio::task::spawn_blocking(move || -> Result<KnowledgeBase, ServeError> {
-        let mut fetch = crate::model_store::quiet_progress();
-        let kb = KnowledgeBase::open(&kb_cfg, &mut fetch)?;
-        let files = KnowledgeBase::collect_files(&kb_cfg.knowledge.paths)?;
-        for f in files {
-            let report = kb.ingest_file(&f, &mut |_, _| {});
-            let line = match report {
-                FileReport::Document { doc_id, outcome } => format!("知识：{doc_id} {outcome:?}"),
-                FileReport::Jobs {
-                    indexed,
-                    unchanged,
-                    errors,
-                } => format!(
-                    "岗位：{} 新增/更新 {indexed}，未变 {unchanged}，错误行 {}",
-                    f.display(),
-                    errors.len()
-                ),
-                FileReport::Failed(e) => format!(
-                    "跳过 {}：{}",
-                    f.display(),
-                    crate::http::error::error_chain(&e)
-                ),
-            };
-            p(&line);
-        }
-        kb.store().flush().map_err(KbError::from)?;
-        Ok(kb)
-    })
-    .await
-    .map_err(|e| ServeError::Task(e.to_string()))??;
-    let kb = Arc::new(kb);
-
-    let llm_cfg = cfg.clone();
-    let llm = tokio::task::spawn_blocking(move || -> Result<models::llm::Llm, ServeError> {
-        let mut fetch = crate::model_store::quiet_progress();
-        let path = crate::model_store::llm_path(&llm_cfg, &mut fetch)?;
-        Ok(models::llm::Llm::load(&path, &llm_cfg.llm.load)?)
-    })
-    .await
-    .map_err(|e| ServeError::Task(e.to_string()))??;
-    progress(&format!("语言模型就绪（{}）", llm.info().arch));
-    // The worker thread ends when the last generator handle is dropped.
-    let (generator, _worker) = models::generator::Generator::spawn(llm, cfg.llm.queue_capacity)?;
-
-    let rkb = kb.clone();
-    let router = tokio::task::spawn_blocking(move || Assistant::router_for(rkb.as_ref()))
-        .await
-        .map_err(|e| ServeError::Task(e.to_string()))??;
-    Ok(Assistant::new(
-        kb,
-        Arc::new(generator),
-        router,
-        db,
-        cfg.dialogue.clone(),
-        Arc::new(Metrics::default()),
-    ))
-}
+use crate::store::Db;
 
 /// A running server.
 pub struct Running {
@@ -155,41 +51,15 @@ impl Running {
     }
 }
 
-/// Binds and serves `assistant`; `stop` ends it gracefully when it resolves.
-pub async fn start(
-    cfg: &Config,
-    assistant: Assistant,
+/// Binds `state.server.bind` and serves the router over `state`; `stop` ends it gracefully.
+pub(crate) async fn listen(
+    state: Arc<AppState>,
+    retention_days: u32,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<Running, ServeError> {
-    let s = &cfg.server;
-    let proxies = TrustedProxies::new(&s.trusted_proxies);
-    let hub = Arc::new(TurnHub::new(HubConfig {
-        abandon_grace: Duration::from_secs(s.abandon_grace_secs),
-        keep_after_done: Duration::from_secs(s.resume_window_secs),
-        ..HubConfig::default()
-    }));
-    let state = Arc::new(AppState {
-        assistant,
-        server: s.clone(),
-        privacy: cfg.privacy.clone(),
-        ip_limiter: RateLimiter::new(s.ip_per_minute, s.ip_burst),
-        session_limiter: RateLimiter::new(s.session_per_minute, s.session_burst),
-        session_creation_limiter: RateLimiter::new(s.sessions_per_minute, s.sessions_burst),
-        in_flight_session: InFlight::new(s.max_in_flight_per_session),
-        in_flight_ip: InFlight::new(s.max_in_flight_per_ip),
-        proxies,
-        hub,
-    });
-    let listener = tokio::net::TcpListener::bind(&s.bind)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: s.bind.clone(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: s.bind.clone(),
-        source,
-    })?;
+) -> std::io::Result<Running> {
+    let s = &state.server;
+    let listener = tokio::net::TcpListener::bind(&s.bind).await?;
+    let addr = listener.local_addr()?;
     let app = crate::http::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(accept_loop(listener, app, s.clone(), async move {
@@ -198,10 +68,7 @@ pub async fn start(
             _ = stop => {},
         }
     }));
-    let housekeeping = tokio::spawn(purge_loop(
-        state.assistant.db().clone(),
-        cfg.privacy.retention_days,
-    ));
+    let housekeeping = tokio::spawn(purge_loop(state.assistant.db().clone(), retention_days));
     Ok(Running {
         addr,
         state,

@@ -135,7 +135,9 @@ pub fn run(cfg: &Config, questions: &Path, parallel: usize) -> anyhow::Result<()
     rt.block_on(async {
         let t = Instant::now();
         let a = Arc::new(
-            assistant::serve::assemble(&cfg, Arc::new(|l: &str| eprintln!("{l}"))).await?,
+            assistant::app::Application::build(&cfg, Arc::new(|l: &str| eprintln!("{l}")))
+                .await?
+                .into_assistant(),
         );
         println!("assembled in {:.1} s (home {})", t.elapsed().as_secs_f64(), cfg.home.display());
 

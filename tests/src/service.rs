@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use assistant::app::Application;
 use assistant::config::Config;
 use assistant::serve::Running;
 
@@ -84,12 +85,12 @@ pub fn service() -> &'static TestService {
             .enable_all()
             .build()
             .expect("runtime");
-        let progress: assistant::serve::Progress = Arc::new(|l: &str| eprintln!("[serve] {l}"));
+        let progress: assistant::app::Progress = Arc::new(|l: &str| eprintln!("[serve] {l}"));
         let running = runtime.block_on(async {
-            let a = assistant::serve::assemble(&cfg, progress)
+            Application::build(&cfg, progress)
                 .await
-                .expect("assemble the assistant");
-            assistant::serve::start(&cfg, a, std::future::pending())
+                .expect("assemble the assistant")
+                .start(std::future::pending())
                 .await
                 .expect("start the server")
         });
@@ -156,7 +157,7 @@ impl TestService {
         let a = self.running.state.assistant.share();
         let r = self
             .runtime
-            .block_on(assistant::serve::start(&cfg, a, std::future::pending()))
+            .block_on(Application::from_parts(cfg, a).start(std::future::pending()))
             .expect("second listener");
         let base = format!("http://{}", r.addr);
         (r, base)

@@ -224,7 +224,8 @@ mod http {
         cfg.server.bind = "127.0.0.1:0".into();
         let running = rt.block_on(async {
             let a = assistant(subsidy_kb(0.9), model, home.path()).await;
-            assistant::serve::start(&cfg, a, std::future::pending())
+            assistant::app::Application::from_parts(cfg, a)
+                .start(std::future::pending())
                 .await
                 .expect("start")
         });

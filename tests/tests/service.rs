@@ -649,11 +649,10 @@ fn graceful_shutdown_finishes_the_answer_in_flight_then_refuses_connections() {
     let second = svc.running.state.assistant.share();
     let running = svc
         .runtime
-        .block_on(assistant::serve::start(
-            &svc.config,
-            second,
-            std::future::pending(),
-        ))
+        .block_on(
+            assistant::app::Application::from_parts(svc.config.clone(), second)
+                .start(std::future::pending()),
+        )
         .expect("second listener");
     let addr = running.addr;
     let (started_tx, started_rx) = std::sync::mpsc::channel();

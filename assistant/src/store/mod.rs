@@ -235,7 +235,7 @@ fn escalation(r: &AnyRow) -> Result<EscalationRow> {
 impl Db {
     /// The default SQLite URL for a data folder.
     pub fn sqlite_url(home: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", home.join("leye.db").display())
+        crate::config::sqlite_url(home)
     }
 
     /// Connects, runs pending migrations, and marks answers cut off by an earlier crash as
