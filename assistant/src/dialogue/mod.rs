@@ -135,6 +135,20 @@ impl From<models::Error> for TurnError {
     }
 }
 
+/// A turn once its question is stored and routed.
+struct Routed {
+    /// Questions in a row the assistant could not answer, before this one.
+    failures: i64,
+    profile: Profile,
+    /// The question rewritten for retrieval (follow-ups), when it was.
+    rewritten: Option<String>,
+    /// What is searched: the rewritten question, else the question.
+    query: String,
+    route: router::Route,
+    /// The answer's message id.
+    turn_id: String,
+}
+
 /// The assembled assistant.
 pub struct Assistant {
     kb: Arc<dyn Retrieve>,
@@ -260,162 +274,211 @@ impl Assistant {
         async move {
             let lock = self.session_lock(sid.as_str());
             let _one_turn_at_a_time = lock.lock().await;
-            // Read under the lock: a turn that just ended may have changed profile and failures.
-            let session = self
-                .db
-                .session(&sid)
-                .await?
-                .ok_or(TurnError::SessionNotFound)?;
-            // Earlier messages first: the question is committed before any work on the answer.
-            let history = self.db.messages(&sid).await?;
-            let question_id = self
-                .db
-                .add_message(&sid, "user", &text, channel, "complete")
+            let routed = self
+                .store_and_route(&sid, channel, &text, req.profile.as_ref())
                 .await?;
-
-            let mut profile: Profile = match serde_json::from_str(&session.profile) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %for_log(&e.to_string()), "stored profile unreadable; starting a new one");
-                    Profile::default()
-                }
-            };
-            if let Some(p) = &req.profile {
-                // Only Shandong's cities are filters; anything else from a channel is ignored.
-                if let Some(c) = p.city.as_deref().and_then(memory::find_city) {
-                    profile.city = Some(c);
-                }
-                if p.group.is_some() {
-                    profile.group = p.group;
-                }
-            }
-            profile.learn(&text);
-            let previous = history
-                .iter()
-                .rev()
-                .find(|m| m.role == "user")
-                .map(|m| m.rewritten.clone().unwrap_or_else(|| m.text.clone()));
-            let rewritten = memory::rewrite(previous.as_deref(), &text);
-            let query = rewritten.clone().unwrap_or_else(|| text.clone());
-
-            let kb = self.kb.clone();
-            let q = query.clone();
-            let qvec = blocking(move || {
-                kb.embed_queries(&[q.as_str()])
-                    .map(|mut v| v.pop().unwrap_or_default())
-            })
-            .await?;
-            let mut route = self.router.route(&query, Some(&qvec));
-            // A rewritten follow-up keeps the topic of the question it follows.
-            if rewritten.is_some() && route.intent == Intent::OutOfScope && !route.injection {
-                route.intent = Intent::Policy;
-            }
-            self.metrics.turn(route.intent);
-            self.db
-                .set_intent(&question_id, route.intent.as_str())
-                .await?;
-            let turn_id = self
-                .db
-                .add_message(&sid, "assistant", "", channel, "pending")
-                .await?;
-            tracing::info!(
-                intent = route.intent.as_str(),
-                rewritten = rewritten.is_some(),
-                "routed"
-            );
             let _ = tx
                 .send(Event::Meta {
                     session_id: sid.to_string(),
-                    turn_id: turn_id.clone(),
-                    intent: route.intent,
-                    rewritten: rewritten.clone(),
+                    turn_id: routed.turn_id.clone(),
+                    intent: routed.route.intent,
+                    rewritten: routed.rewritten.clone(),
                 })
                 .await;
-
             let mut out = Outcome::default();
-            let result = match route.intent {
-                Intent::Handoff => {
-                    let reason = route.handoff.unwrap_or(HandoffReason::Explicit);
-                    self.handoff(&sid, reason, route.intent, &text, &tx, &mut out)
-                        .await
-                }
-                Intent::Smalltalk => {
-                    let msg = format!("您好！我是乐业助手。{CAPABILITIES}请问有什么可以帮您？");
-                    say(&tx, &mut out, &msg).await;
-                    Ok(())
-                }
-                Intent::OutOfScope => {
-                    let msg = format!("抱歉，这个问题不在我的服务范围内。{CAPABILITIES}");
-                    say(&tx, &mut out, &msg).await;
-                    Ok(())
-                }
-                Intent::Job => self.jobs(&query, &profile, &tx, &mut out).await,
-                Intent::Policy | Intent::Startup => self.answer(&query, &tx, &mut out).await,
-            };
-            let mut failures = if out.not_covered {
-                session.failures + 1
-            } else {
-                0
-            };
-            // A second "not covered" in a row: offer the person right away.
-            if out.not_covered && failures >= self.cfg.max_failures && out.handoff.is_none() {
-                self.handoff(
-                    &sid,
-                    HandoffReason::RepeatedFailure,
-                    route.intent,
-                    &text,
-                    &tx,
-                    &mut out,
-                )
-                .await?;
-            }
-            if out.handoff.is_some() {
-                // A person takes over; the count starts again after them.
-                failures = 0;
-            }
-            self.db
-                .update_session(
-                    &sid,
-                    &serde_json::to_string(&profile).unwrap_or_else(|_| "{}".into()),
-                    failures,
-                )
-                .await?;
-            let latency = started.elapsed();
+            let result = self.respond(&sid, &routed, &text, &tx, &mut out).await;
+            self.settle(&sid, &routed, &text, &tx, &mut out).await?;
             if tx.is_closed() {
                 out.cancelled = true;
             }
-            let status = if out.cancelled || result.is_err() {
-                "incomplete"
-            } else {
-                "complete"
-            };
-            self.db
-                .complete_message(
-                    &turn_id,
-                    &Completion {
-                        text: mask_pii(&out.text),
-                        status,
-                        intent: route.intent.as_str().into(),
-                        citations: serde_json::to_string(&out.citations).unwrap_or_default(),
-                        jobs: serde_json::to_string(&out.jobs).unwrap_or_default(),
-                        rewritten: rewritten.clone(),
-                        ttft_ms: out
-                            .first_token
-                            .map(|t| t.duration_since(started).as_millis() as i64),
-                        latency_ms: latency.as_millis() as i64,
-                    },
-                )
+            self.store_answer(&routed, started, &out, result.is_err())
                 .await?;
-            if let Some(t) = out.first_token {
-                self.metrics.ttft(t.duration_since(started));
-            }
-            self.metrics.turn_latency(latency);
             result?;
             let _ = tx.send(Event::Done { answer: out.text }).await;
             Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// Stores the question, learns the profile, rewrites a follow-up, routes, and stores the
+    /// pending answer row. Runs under the session's lock: the session is read once, here.
+    async fn store_and_route(
+        &self,
+        sid: &SessionId,
+        channel: Channel,
+        text: &str,
+        known: Option<&Profile>,
+    ) -> Result<Routed, TurnError> {
+        let session = self
+            .db
+            .session(sid)
+            .await?
+            .ok_or(TurnError::SessionNotFound)?;
+        // Earlier messages first: the question is committed before any work on the answer.
+        let history = self.db.messages(sid).await?;
+        let question_id = self
+            .db
+            .add_message(sid, "user", text, channel, "complete")
+            .await?;
+
+        let mut profile: Profile = match serde_json::from_str(&session.profile) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %for_log(&e.to_string()), "stored profile unreadable; starting a new one");
+                Profile::default()
+            }
+        };
+        if let Some(p) = known {
+            // Only Shandong's cities are filters; anything else from a channel is ignored.
+            if let Some(c) = p.city.as_deref().and_then(memory::find_city) {
+                profile.city = Some(c);
+            }
+            if p.group.is_some() {
+                profile.group = p.group;
+            }
+        }
+        profile.learn(text);
+        let previous = history
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.rewritten.clone().unwrap_or_else(|| m.text.clone()));
+        let rewritten = memory::rewrite(previous.as_deref(), text);
+        let query = rewritten.clone().unwrap_or_else(|| text.to_string());
+
+        let kb = self.kb.clone();
+        let q = query.clone();
+        let qvec = blocking(move || {
+            kb.embed_queries(&[q.as_str()])
+                .map(|mut v| v.pop().unwrap_or_default())
+        })
+        .await?;
+        let mut route = self.router.route(&query, Some(&qvec));
+        // A rewritten follow-up keeps the topic of the question it follows.
+        if rewritten.is_some() && route.intent == Intent::OutOfScope && !route.injection {
+            route.intent = Intent::Policy;
+        }
+        self.metrics.turn(route.intent);
+        self.db
+            .set_intent(&question_id, route.intent.as_str())
+            .await?;
+        let turn_id = self
+            .db
+            .add_message(sid, "assistant", "", channel, "pending")
+            .await?;
+        tracing::info!(
+            intent = route.intent.as_str(),
+            rewritten = rewritten.is_some(),
+            "routed"
+        );
+        Ok(Routed {
+            failures: session.failures,
+            profile,
+            rewritten,
+            query,
+            route,
+            turn_id,
+        })
+    }
+
+    /// The answer for the routed intent, streamed to `tx` and collected in `out`.
+    async fn respond(
+        &self,
+        sid: &SessionId,
+        routed: &Routed,
+        text: &str,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<(), TurnError> {
+        let intent = routed.route.intent;
+        match intent {
+            Intent::Handoff => {
+                let reason = routed.route.handoff.unwrap_or(HandoffReason::Explicit);
+                self.handoff(sid, reason, intent, text, tx, out).await
+            }
+            Intent::Smalltalk => {
+                let msg = format!("您好！我是乐业助手。{CAPABILITIES}请问有什么可以帮您？");
+                say(tx, out, &msg).await;
+                Ok(())
+            }
+            Intent::OutOfScope => {
+                let msg = format!("抱歉，这个问题不在我的服务范围内。{CAPABILITIES}");
+                say(tx, out, &msg).await;
+                Ok(())
+            }
+            Intent::Job => self.jobs(&routed.query, &routed.profile, tx, out).await,
+            Intent::Policy | Intent::Startup => self.answer(&routed.query, tx, out).await,
+        }
+    }
+
+    /// After the answer: counts questions the assistant could not answer, hands off at the
+    /// limit, and stores the profile and the count.
+    async fn settle(
+        &self,
+        sid: &SessionId,
+        routed: &Routed,
+        text: &str,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<(), TurnError> {
+        let mut failures = if out.not_covered {
+            routed.failures + 1
+        } else {
+            0
+        };
+        // A second "not covered" in a row: offer the person right away.
+        if out.not_covered && failures >= self.cfg.max_failures && out.handoff.is_none() {
+            let intent = routed.route.intent;
+            self.handoff(sid, HandoffReason::RepeatedFailure, intent, text, tx, out)
+                .await?;
+        }
+        if out.handoff.is_some() {
+            // A person takes over; the count starts again after them.
+            failures = 0;
+        }
+        let profile = serde_json::to_string(&routed.profile).unwrap_or_else(|_| "{}".into());
+        self.db.update_session(sid, &profile, failures).await?;
+        Ok(())
+    }
+
+    /// Completes the pending answer row (`incomplete` when nobody listened to the end or the
+    /// turn failed) and records the timings.
+    async fn store_answer(
+        &self,
+        routed: &Routed,
+        started: Instant,
+        out: &Outcome,
+        failed: bool,
+    ) -> Result<(), TurnError> {
+        let latency = started.elapsed();
+        let status = if out.cancelled || failed {
+            "incomplete"
+        } else {
+            "complete"
+        };
+        self.db
+            .complete_message(
+                &routed.turn_id,
+                &Completion {
+                    text: mask_pii(&out.text),
+                    status,
+                    intent: routed.route.intent.as_str().into(),
+                    citations: serde_json::to_string(&out.citations).unwrap_or_default(),
+                    jobs: serde_json::to_string(&out.jobs).unwrap_or_default(),
+                    rewritten: routed.rewritten.clone(),
+                    ttft_ms: out
+                        .first_token
+                        .map(|t| t.duration_since(started).as_millis() as i64),
+                    latency_ms: latency.as_millis() as i64,
+                },
+            )
+            .await?;
+        if let Some(t) = out.first_token {
+            self.metrics.ttft(t.duration_since(started));
+        }
+        self.metrics.turn_latency(latency);
+        Ok(())
     }
 
     /// An explicit handoff request from the channel's 转人工 button on an existing session:
