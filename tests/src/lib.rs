@@ -42,6 +42,103 @@ pub fn llm() -> MutexGuard<'static, Llm> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A fresh data folder whose `qdrant/` already holds the bundled knowledge (policies and job
+/// listings), so that test binaries do not each spend half a minute embedding the same files.
+///
+/// The index is built once per content of everything that shapes it (the bundled files, the
+/// parsing, chunking, indexing and embedding code, the embedder file) under
+/// `<home>/test-index/<hash>/`, and copied (a few MB) into the returned folder. Start-up then
+/// finds every file unchanged, as a real restart would.
+pub fn home_with_bundled_index() -> tempfile::TempDir {
+    let cfg = config();
+    let embedder = embedder_path();
+    let key = index_key(&embedder);
+    let root = cfg.home.join("test-index");
+    let built = root.join(&key);
+    if !built.join("qdrant").is_dir() {
+        let tmp = root.join(format!("{key}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).expect("create the index folder");
+        build_index(&cfg, &tmp, &embedder);
+        // Another test binary may have finished the same index meanwhile: either is right.
+        if std::fs::rename(&tmp, &built).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            assert!(built.join("qdrant").is_dir(), "index at {}", built.display());
+        }
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    copy_dir(&built.join("qdrant"), &home.path().join("qdrant"));
+    home
+}
+
+fn build_index(cfg: &Config, home: &std::path::Path, embedder: &std::path::Path) {
+    use assistant::knowledge_base::{FileReport, KnowledgeBase};
+    let mut cfg = Config {
+        home: home.to_path_buf(),
+        ..cfg.clone()
+    };
+    cfg.embedder.path = Some(embedder.to_path_buf());
+    let kb = KnowledgeBase::open(&cfg, &mut fetch_note).expect("open the knowledge base");
+    let files = KnowledgeBase::collect_files(&cfg.knowledge.paths).expect("bundled files");
+    assert!(!files.is_empty(), "no bundled knowledge");
+    for f in files {
+        eprintln!("[index] {}", f.display());
+        if let FileReport::Failed(e) = kb.ingest_file(&f, &mut |_, _| {}) {
+            panic!("ingesting {}: {e:?}", f.display());
+        }
+    }
+    kb.store().flush().expect("flush the index");
+}
+
+/// A hash of everything the bundled index depends on.
+fn index_key(embedder: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in [
+        "knowledge/data",
+        "knowledge/src",
+        "retrieval/src",
+        "models/src/embed",
+        "models/src/tokenizer",
+        "assistant/src/knowledge_base.rs",
+    ] {
+        walk(&repo.join(dir), &mut files);
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.strip_prefix(&repo).unwrap_or(f).to_string_lossy().as_bytes());
+        h.update(std::fs::read(f).expect("read a source file"));
+    }
+    h.update(embedder.to_string_lossy().as_bytes());
+    let len = std::fs::metadata(embedder).map(|m| m.len()).unwrap_or(0);
+    h.update(len.to_le_bytes());
+    hex::encode(&h.finalize()[..12])
+}
+
+fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).expect("read dir").flatten() {
+            walk(&e.path(), out);
+        }
+    } else if p.is_file() {
+        out.push(p.to_path_buf());
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy index file");
+        }
+    }
+}
+
 /// A file under `tests/data/`.
 pub fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

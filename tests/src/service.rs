@@ -58,7 +58,7 @@ pub fn service() -> &'static TestService {
             .with_writer(move || sink.clone())
             .with_ansi(false)
             .try_init();
-        let home = tempfile::tempdir().expect("tempdir");
+        let home = crate::home_with_bundled_index();
         let mut cfg = Config {
             home: home.path().to_path_buf(),
             ..Config::default()
