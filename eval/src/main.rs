@@ -21,7 +21,7 @@ enum Cmd {
         /// The evaluation set.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/retrieval.jsonl"))]
         set: PathBuf,
-        /// Folders of documents to index (default: the shared law corpus and the bundled data).
+        /// Folders of documents to index (default: the 16 laws of `eval/data/laws` and the bundled data).
         #[arg(long)]
         corpus: Vec<PathBuf>,
         /// Index folder (reused between runs; ingest skips unchanged files).
@@ -55,7 +55,7 @@ enum Cmd {
 fn default_corpus() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     vec![
-        root.join("../shared/knowledge/policies"),
+        root.join("eval/data/laws"),
         root.join("knowledge/data"),
     ]
 }
