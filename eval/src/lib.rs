@@ -5,8 +5,10 @@
 //! - [`retrieval_eval`]: the retrieval evaluation set (`eval/data/retrieval.jsonl`) run in
 //!   dense, BM25 and hybrid mode.
 //! - [`latency`]: percentiles of timing samples.
+//! - [`router_eval`]: the router's labelled set, precision and recall per intent.
 #![warn(missing_docs)]
 
 pub mod latency;
 pub mod metrics;
 pub mod retrieval_eval;
+pub mod router_eval;

@@ -40,6 +40,13 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         queries: usize,
     },
+    /// The router on its labelled set: precision and recall per intent, handoff reasons,
+    /// labour-rights messages sent to job search.
+    Router {
+        /// The labelled set.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/router.jsonl"))]
+        set: PathBuf,
+    },
     /// Chat turns through the whole pipeline: TTFT and turn latency p50/p95 one at a time,
     /// then N sessions at once (queueing without errors).
     Chat {
@@ -54,10 +61,7 @@ enum Cmd {
 
 fn default_corpus() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    vec![
-        root.join("eval/data/laws"),
-        root.join("knowledge/data"),
-    ]
+    vec![root.join("eval/data/laws"), root.join("knowledge/data")]
 }
 
 fn ingest(kb: &KnowledgeBase, corpus: &[PathBuf]) -> anyhow::Result<(usize, Duration)> {
@@ -139,6 +143,22 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Bench { synthetic, queries } => bench::run(&cfg, synthetic, queries)?,
+        Cmd::Router { set } => {
+            let items = eval::router_eval::load(&set)?;
+            let embedder = assistant::models::embed::Embedder::load(
+                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
+            )?;
+            let embed =
+                |t: &[&str]| -> anyhow::Result<Vec<Vec<f32>>> { Ok(embedder.embed(t, true)?) };
+            let router = eval::router_eval::product_router(&embed)?;
+            let report = eval::router_eval::run(&items, |text| {
+                let text = assistant::guard::citizen_text(text);
+                let v = embedder.embed_query(&text).ok();
+                router.route(&text, v.as_deref())
+            });
+            println!("{} messages in {}", items.len(), set.display());
+            eval::router_eval::print(&report);
+        }
         Cmd::Chat {
             questions,
             parallel,

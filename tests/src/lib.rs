@@ -63,7 +63,11 @@ pub fn home_with_bundled_index() -> tempfile::TempDir {
         // Another test binary may have finished the same index meanwhile: either is right.
         if std::fs::rename(&tmp, &built).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
-            assert!(built.join("qdrant").is_dir(), "index at {}", built.display());
+            assert!(
+                built.join("qdrant").is_dir(),
+                "index at {}",
+                built.display()
+            );
         }
     }
     let home = tempfile::tempdir().expect("tempdir");
@@ -108,7 +112,12 @@ fn index_key(embedder: &std::path::Path) -> String {
     files.sort();
     let mut h = Sha256::new();
     for f in &files {
-        h.update(f.strip_prefix(&repo).unwrap_or(f).to_string_lossy().as_bytes());
+        h.update(
+            f.strip_prefix(&repo)
+                .unwrap_or(f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
         h.update(std::fs::read(f).expect("read a source file"));
     }
     h.update(embedder.to_string_lossy().as_bytes());

@@ -125,6 +125,72 @@ async fn an_invented_amount_never_reaches_the_citizen() {
 }
 
 #[tokio::test]
+async fn a_vacuous_answer_becomes_the_evidence_sentence_with_its_article() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let model = Arc::new(FakeModel::with([Reply::Text(
+        "高校毕业生有专门的求职创业补贴[1]。",
+    )]));
+    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let sid = session(&a).await;
+    let text = answer(&ask(&a, &sid, "高校毕业生有没有专门的求职创业补贴？").await);
+    assert!(
+        text.starts_with("根据《山东省就业补贴办法》第五条：") && text.contains("2000元"),
+        "{text}"
+    );
+    assert!(!text.contains("有专门的"), "the echo is gone: {text}");
+}
+
+fn wage_kb(dense: f32) -> Arc<FakeKb> {
+    Arc::new(FakeKb {
+        passages: vec![FakeKb::passage(
+            "保障农民工工资支付条例",
+            "第三十条",
+            "分包单位拖欠农民工工资的，由施工总承包单位先行清偿，再依法进行追偿。",
+        )],
+        dense,
+        ..FakeKb::default()
+    })
+}
+
+#[tokio::test]
+async fn unpaid_wages_get_the_regulation_the_hotline_and_a_person_never_job_cards() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let model = Arc::new(FakeModel::with([Reply::Text(
+        "分包单位拖欠农民工工资的，由施工总承包单位先行清偿[1]。",
+    )]));
+    let a = assistant(wage_kb(0.9), model.clone(), home.path()).await;
+    let sid = session(&a).await;
+    let events = ask(
+        &a,
+        &sid,
+        "分包的老板跑了，干了两个月一分钱没拿到，施工总承包单位管不管？",
+    )
+    .await;
+    assert_eq!(intent(&events), Intent::Handoff);
+    let text = answer(&events);
+    assert!(text.contains("施工总承包单位先行清偿"), "{text}");
+    assert!(text.contains("12333"), "{text}");
+    assert!(events.iter().any(|e| matches!(e, Event::Handoff(_))));
+    assert!(!events.iter().any(|e| matches!(e, Event::Jobs { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Citations(c) if !c.is_empty())));
+
+    // Not covered by the documents: straight to the person, no not-covered apology.
+    let model = Arc::new(FakeModel::default());
+    let home = tempfile::tempdir().expect("tempdir");
+    let a = assistant(wage_kb(0.5), model.clone(), home.path()).await;
+    let sid = session(&a).await;
+    let events = ask(&a, &sid, "老板拖欠我三个月工资了怎么办").await;
+    let text = answer(&events);
+    assert!(
+        text.contains("12333") && !text.contains("没有找到"),
+        "{text}"
+    );
+    assert_eq!(model.calls(), 0);
+}
+
+#[tokio::test]
 async fn the_gate_refuses_weak_evidence_without_the_model_then_hands_off() {
     let home = tempfile::tempdir().expect("tempdir");
     let model = Arc::new(FakeModel::default());
@@ -158,7 +224,10 @@ async fn disputes_crisis_and_requests_go_to_a_person_not_the_model() {
     let model = Arc::new(FakeModel::default());
     let a = assistant(subsidy_kb(0.9), model.clone(), home.path()).await;
     for (message, reason) in [
-        ("老板拖欠我三个月工资了怎么办", HandoffReason::WageDispute),
+        (
+            "干了两个月一分钱没拿到，老板电话也不接",
+            HandoffReason::WageDispute,
+        ),
         ("我不想活了", HandoffReason::Crisis),
         ("帮我转人工", HandoffReason::Explicit),
     ] {

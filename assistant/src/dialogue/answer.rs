@@ -13,13 +13,14 @@ use super::{say, Assistant, Event, Outcome, TurnError};
 use crate::guard::{for_log, mask_pii};
 
 impl Assistant {
+    /// A grounded answer, or the not-covered reply (and the count towards a handoff).
     pub(super) async fn answer(
         &self,
         query: &str,
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
-        let Some(evidence) = self.evidence(query).await? else {
+        if !self.grounded(query, tx, out).await? {
             say(
                 tx,
                 out,
@@ -27,7 +28,20 @@ impl Assistant {
             )
             .await;
             out.not_covered = true;
-            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Answers from the evidence when the gate finds it covers the question; `false` (and
+    /// nothing said) when it does not.
+    pub(super) async fn grounded(
+        &self,
+        query: &str,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<bool, TurnError> {
+        let Some(evidence) = self.evidence(query).await? else {
+            return Ok(false);
         };
         let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
         let request = GenerateRequest {
@@ -38,7 +52,7 @@ impl Assistant {
             params: self.cfg.generation.clone(),
         };
         let mut rx = self.generator.submit(request)?;
-        let mut verifier = Verifier::new(evidence.clone());
+        let mut verifier = Verifier::new(evidence.clone(), query);
         let mut pending = String::new();
         let mut failed = None;
         loop {
@@ -48,7 +62,7 @@ impl Assistant {
                 ev = rx.recv() => ev,
                 _ = tx.closed() => {
                     out.cancelled = true;
-                    return Ok(());
+                    return Ok(true);
                 }
             };
             let Some(ev) = ev else { break };
@@ -57,7 +71,7 @@ impl Assistant {
                     if tx.is_closed() {
                         // The client is gone: dropping the receiver stops generation.
                         out.cancelled = true;
-                        return Ok(());
+                        return Ok(true);
                     }
                     pending.push_str(&piece);
                     // The small model sometimes echoes the instruction's placeholder.
@@ -83,7 +97,7 @@ impl Assistant {
                         if let Some(v) = shown {
                             if !say(tx, out, &v).await {
                                 // Dropping the receiver stops generation before the next token.
-                                return Ok(());
+                                return Ok(true);
                             }
                         }
                     }
@@ -108,15 +122,15 @@ impl Assistant {
             }
         }
         if verifier.cited_nothing() {
-            // Nothing the model wrote could be tied to a source: show the best passage itself.
-            let e = &evidence[0];
-            let quote: String = e.text.chars().take(160).collect();
-            let msg = format!("\n相关原文：《{}》{}：“{}”[1]", e.title, e.section, quote);
-            verifier.sentence(&format!("{quote}[1]"));
-            say(tx, out, &msg).await;
+            // Nothing the model wrote could be tied to a source: an extractive answer (the
+            // evidence sentence that answers best, with its document and article) beats a
+            // vacuous one.
+            if let Some(x) = verifier.extract(query) {
+                say(tx, out, &x).await;
+            }
         }
         out.citations = verifier.citations();
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
-        Ok(())
+        Ok(true)
     }
 }

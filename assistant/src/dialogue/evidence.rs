@@ -4,6 +4,7 @@
 use retrieval::hybrid::PolicyQuery;
 use retrieval::store::Mode;
 
+use super::focus::key_terms;
 use super::verify::Evidence;
 use super::{blocking, Assistant, TurnError};
 
@@ -23,12 +24,12 @@ impl Assistant {
         .await?;
         let best_dense = dense.first().map_or(0.0, |h| h.score);
         let passages: String = hybrid.iter().map(|h| h.text.as_str()).collect();
-        let coverage = term_coverage(query, &passages);
-        tracing::debug!(best_dense, coverage, "evidence gate");
-        if hybrid.is_empty()
-            || best_dense < self.cfg.min_dense_score
-            || coverage < self.cfg.min_term_overlap
-        {
+        let (coverage, shared) = term_coverage(query, &passages);
+        tracing::debug!(best_dense, coverage, shared, "evidence gate");
+        // A long message that tells a story ("干了两个月一分钱没拿到，……") holds many terms no
+        // document has; enough shared terms count as coverage too.
+        let covered = coverage >= self.cfg.min_term_overlap || shared >= MIN_SHARED_TERMS;
+        if hybrid.is_empty() || best_dense < self.cfg.min_dense_score || !covered {
             return Ok(None);
         }
         Ok(Some(
@@ -49,31 +50,19 @@ impl Assistant {
     }
 }
 
+/// Key terms shared with the passages that count as coverage whatever the question's length.
+const MIN_SHARED_TERMS: usize = 5;
+
 /// Share of the question's key terms (Chinese character pairs, minus question words) that
-/// occur in the passages.
-fn term_coverage(question: &str, passages: &str) -> f32 {
-    const FILLER: &[&str] = &[
-        "什么", "哪些", "怎么", "如何", "可以", "是否", "多少", "请问", "我想", "我是", "有没",
-        "没有", "能不", "不能", "需要", "的话", "一下", "吗", "呢",
-    ];
-    let mut q = question.to_string();
-    for f in FILLER {
-        q = q.replace(f, " ");
+/// occur in the passages, and how many do.
+fn term_coverage(question: &str, passages: &str) -> (f32, usize) {
+    let terms = key_terms(question);
+    if terms.is_empty() {
+        return (0.0, 0);
     }
-    let chars: Vec<char> = q.chars().collect();
-    let pairs: Vec<String> = chars
-        .windows(2)
-        .filter(|w| w.iter().all(|c| ('\u{4e00}'..='\u{9fff}').contains(c)))
-        .map(|w| w.iter().collect())
-        .collect();
-    if pairs.is_empty() {
-        return 0.0;
-    }
-    pairs
-        .iter()
-        .filter(|p| passages.contains(p.as_str()))
-        .count() as f32
-        / pairs.len() as f32
+    let have = key_terms(passages);
+    let shared = terms.iter().filter(|t| have.contains(t)).count();
+    (shared as f32 / terms.len() as f32, shared)
 }
 
 #[cfg(test)]
@@ -82,9 +71,15 @@ mod tests {
 
     #[test]
     fn coverage_counts_question_terms_in_passages() {
-        let c = term_coverage("高校毕业生有哪些求职补贴？", "对高校毕业生给予求职补贴");
+        let (c, _) = term_coverage("高校毕业生有哪些求职补贴？", "对高校毕业生给予求职补贴");
         assert!(c > 0.8, "{c}");
-        let c = term_coverage("美国签证怎么办理？", "对高校毕业生给予求职补贴");
-        assert!(c < 0.2, "{c}");
+        let (c, n) = term_coverage("美国签证怎么办理？", "对高校毕业生给予求职补贴");
+        assert!(c < 0.2 && n == 0, "{c}");
+        // A story around the question: a small share, but many shared terms.
+        let (c, n) = term_coverage(
+            "分包的老板跑了，干了两个月一分钱没拿到，施工总承包单位管不管？",
+            "分包单位拖欠农民工工资的，由施工总承包单位先行清偿。",
+        );
+        assert!(c < 0.5 && n >= MIN_SHARED_TERMS, "{c} {n}");
     }
 }

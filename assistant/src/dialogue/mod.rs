@@ -19,6 +19,7 @@
 
 mod answer;
 mod evidence;
+pub mod focus;
 pub mod jobs;
 pub mod memory;
 mod prompt;
@@ -395,6 +396,11 @@ impl Assistant {
         match intent {
             Intent::Handoff => {
                 let reason = routed.route.handoff.unwrap_or(HandoffReason::Explicit);
+                if reason == HandoffReason::WageDispute {
+                    // What the ingested wage and labour regulations say, when they cover it;
+                    // the 12333 / labour-inspection line and the counselor follow either way.
+                    self.grounded(&routed.query, tx, out).await?;
+                }
                 self.handoff(sid, reason, intent, text, tx, out).await
             }
             Intent::Smalltalk => {

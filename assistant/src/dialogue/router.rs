@@ -26,6 +26,10 @@ const CRISIS: &[&str] = &[
     "跳楼",
     "割腕",
     "寻死",
+    "一死",
+    "死了算了",
+    "不想活下去",
+    "了结自己",
 ];
 const WAGE: &[&str] = &[
     "欠薪",
@@ -59,6 +63,7 @@ const PAY_WRONG: &[&str] = &[
     "欠我",
     "欠了",
     "欠着",
+    "欠一半",
     "没发",
     "不发",
     "没给",
@@ -75,10 +80,65 @@ const PAY_WRONG: &[&str] = &[
     "没结",
     "赖账",
     "跑路",
+    "抵",
+    "顶",
+    "代金券",
+    "购物卡",
+    "实物",
+    "产品",
 ];
+/// Money owed for work, said without the word for wages ("干了两个月一分钱没拿到").
+const MONEY_OWED: &[&str] = &[
+    "一分钱没",
+    "一分没",
+    "一分钱都没",
+    "钱没拿到",
+    "没拿到钱",
+    "拿不到钱",
+    "不给钱",
+    "没给钱",
+    "钱不给",
+    "说没钱",
+    "欠我",
+    "欠了我",
+    "要不回",
+    "要不到钱",
+    "抵工资",
+    "顶工资",
+    "代替工资",
+    "找谁要",
+    "老板跑了",
+    "老板跑路",
+    "包工头跑了",
+];
+/// Work, so that money owed is a wage ("工地老板欠我两万块钱").
+const WORK_CONTEXT: &[&str] = &[
+    "干了",
+    "干活",
+    "干完",
+    "上班",
+    "打工",
+    "老板",
+    "包工头",
+    "工地",
+    "公司",
+    "厂",
+    "单位",
+    "试用期",
+    "工资",
+    "工钱",
+    "雇主",
+    "东家",
+];
+/// Losing the job, with money at stake ("被辞退了也没给补偿").
+const DISMISSAL: &[&str] = &["辞退", "开除", "解雇", "裁员", "炒鱿鱼", "被裁"];
+const DISMISSAL_MONEY: &[&str] = &["补偿", "工资", "钱", "赔偿", "赔"];
 
 fn wage_dispute(t: &str) -> bool {
-    any(t, WAGE) || (any(t, PAY) && any(t, PAY_WRONG))
+    any(t, WAGE)
+        || (any(t, PAY) && any(t, PAY_WRONG))
+        || (any(t, MONEY_OWED) && any(t, WORK_CONTEXT))
+        || (any(t, DISMISSAL) && any(t, DISMISSAL_MONEY))
 }
 
 const COMPLAINT: &[&str] = &["投诉", "举报", "态度差", "态度恶劣", "不作为", "差评"];
@@ -88,11 +148,25 @@ const EXPLICIT: &[&str] = &[
     "人工服务",
     "找人工",
     "真人",
-    "职业指导师",
     "人工坐席",
     "接人工",
     "找客服",
     "人工咨询",
+    "跟人工",
+    "和人工",
+    "人工对话",
+    "工作人员说话",
+    "工作人员聊",
+    "转接职业指导师",
+    "找职业指导师",
+    "联系职业指导师",
+    "转职业指导师",
+    "接通人工",
+    "找个人",
+    "找个真人",
+    "不想跟机器",
+    "不要机器人",
+    "人工接",
 ];
 const INJECTION: &[&str] = &[
     "忽略之前",
@@ -132,6 +206,72 @@ const JOB: &[&str] = &[
     "普工",
     "司机",
     "招人",
+    "招不招",
+    "应聘",
+    "的活",
+    "活吗",
+    "活儿",
+    "工作吗",
+    "的工作",
+    "找个",
+    "找一份",
+    "手工活",
+    "零活",
+    "有活",
+    "活干",
+];
+/// Services and places of the employment system: a question about them is a policy question
+/// even when it mentions work ("想找零工去哪里找？" is answered by the 零工市场 of the plan).
+const SERVICE_PLACES: &[&str] = &[
+    "零工市场",
+    "零工驿站",
+    "驿站",
+    "服务站",
+    "服务中心",
+    "服务大厅",
+    "人力资源市场",
+    "零工之家",
+    "赋能平台",
+    "见习基地",
+];
+/// Asking where something is.
+const WHERE: &[&str] = &["哪里", "哪儿", "哪个", "在哪", "去哪", "什么地方", "怎么去"];
+/// Asking what a named thing is: a policy item, never small talk ("乡村公益岗是什么？").
+const DEFINITION: &[&str] = &[
+    "是什么",
+    "什么意思",
+    "指什么",
+    "是啥",
+    "啥意思",
+    "怎么理解",
+    "什么是",
+];
+/// Plainly outside employment services.
+const OFF_TOPIC: &[&str] = &[
+    "天气",
+    "下雨",
+    "下雪",
+    "股票",
+    "基金",
+    "比特币",
+    "彩票",
+    "写诗",
+    "一首诗",
+    "笑话",
+    "电影",
+    "电视剧",
+    "菜谱",
+    "做菜",
+    "红烧",
+    "翻译",
+    "代码",
+    "编程",
+    "世界杯",
+    "总统",
+    "明星",
+    "游戏",
+    "星座",
+    "算命",
 ];
 /// Without one of these, a question is not a job search even when it sounds like one
 /// ("零工驿站设在哪里？" is about a service, not a listing).
@@ -139,6 +279,7 @@ const JOB_SEEKING: &[&str] = &[
     "找", "招", "应聘", "求职", "上班", "干活", "活干", "工作", "岗", "零工", "兼职", "日结",
 ];
 const STARTUP: &[&str] = &[
+    "想开",
     "创业",
     "开店",
     "个体户",
@@ -147,6 +288,18 @@ const STARTUP: &[&str] = &[
     "创业担保贷款",
     "孵化",
     "开公司",
+    "农家乐",
+    "开厂",
+    "办厂",
+    "开个",
+    "开一家",
+    "当老板",
+    "开网店",
+    "创办",
+    "办企业",
+    "小生意",
+    "做生意",
+    "开办",
 ];
 const POLICY: &[&str] = &[
     "补贴",
@@ -174,6 +327,22 @@ const POLICY: &[&str] = &[
     "平台",
     "服务体系",
     "驿站",
+    "扶持",
+    "帮扶",
+    "优惠",
+    "保障",
+    "补助",
+    "禁止",
+    "不得",
+    "违法",
+    "合法",
+    "多久",
+    "怎么办理",
+    "什么帮助",
+    "哪些帮助",
+    "帮助吗",
+    "支持",
+    "有什么政策",
 ];
 const SMALLTALK: &[&str] = &[
     "你好",
@@ -186,6 +355,11 @@ const SMALLTALK: &[&str] = &[
     "晚上好",
     "在吗",
     "哈喽",
+    "多谢",
+    "拜拜",
+    "嗨",
+    "谢了",
+    "辛苦了",
 ];
 
 /// Exemplars per intent; their e5 query vectors are compared with the message's.
@@ -261,9 +435,19 @@ impl Router {
                 injection,
             };
         }
-        // "就业创业" (employment and start-up services) is the policy documents' stock phrase,
-        // not a wish to start a business.
-        let startup_text = t.replace("就业创业", "");
+        let policy = Route {
+            intent: Intent::Policy,
+            handoff: None,
+            injection,
+        };
+        // Services, places and named items are the documents' business, whatever else the
+        // message mentions.
+        if any(t, SERVICE_PLACES) || (t.contains("零工") && any(t, WHERE)) || any(t, DEFINITION) {
+            return policy;
+        }
+        // "就业创业" (employment and start-up services) and "求职创业补贴" are the policy
+        // documents' stock phrases, not a wish to start a business.
+        let startup_text = t.replace("就业创业", "").replace("求职创业", "");
         let scores = [
             (Intent::Startup, hits(&startup_text, STARTUP) * 2),
             (Intent::Job, hits(t, JOB)),
@@ -286,6 +470,13 @@ impl Router {
                 injection,
             };
         }
+        if any(t, OFF_TOPIC) {
+            return Route {
+                intent: Intent::OutOfScope,
+                handoff: None,
+                injection,
+            };
+        }
         let intent = query
             .and_then(|q| {
                 self.exemplars
@@ -294,12 +485,12 @@ impl Router {
                     .max_by(|a, b| a.1.total_cmp(&b.1))
             })
             .map(|(i, _)| i)
-            .map(|i| {
-                if i == Intent::Job && !any(t, JOB_SEEKING) {
-                    Intent::Policy
-                } else {
-                    i
-                }
+            .map(|i| match i {
+                Intent::Job if !any(t, JOB_SEEKING) => Intent::Policy,
+                // Small talk is said in so many words (caught above); a message that merely
+                // resembles a greeting ("…是谁？") is a question for the documents.
+                Intent::Smalltalk => Intent::Policy,
+                i => i,
             })
             // Without a signal, try the documents: the evidence gate says so if they do not
             // cover it.
@@ -400,16 +591,16 @@ mod tests {
             q
         };
         assert_eq!(
-            r.route("今天下雨吗", Some(&near(Intent::OutOfScope)))
+            r.route("那个东西咋样", Some(&near(Intent::OutOfScope)))
                 .intent,
             Intent::OutOfScope
         );
         assert_eq!(
-            r.route("今天下雨吗", Some(&near(Intent::Policy))).intent,
+            r.route("那个东西咋样", Some(&near(Intent::Policy))).intent,
             Intent::Policy
         );
         assert_eq!(
-            r.route("今天下雨吗", None).intent,
+            r.route("那个东西咋样", None).intent,
             Intent::Policy,
             "no signal: try the documents"
         );

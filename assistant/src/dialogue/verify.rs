@@ -1,7 +1,10 @@
-//! The verifier: every sentence of an answer that states a number, amount, date or condition
-//! must be supported by a cited passage. Numbers must appear in the passage and most of the
-//! sentence's key terms (Chinese character pairs) too; otherwise the sentence is replaced by the
-//! closest quote from the evidence, or dropped when no passage is close.
+//! The verifier: every sentence of an answer must be supported by one sentence of the
+//! evidence. Its numbers must appear there and most of its key terms (Chinese character pairs)
+//! too; it must add something the question did not say (an echo is dropped); and it must not
+//! borrow terms from another sentence of the evidence (two measures joined into one false
+//! claim). A sentence that fails is dropped; the quotes live in the citations, never pasted into
+//! the answer. When nothing survives, the answer is the best evidence sentence itself
+//! ([`Verifier::extract`]).
 //!
 //! It works one sentence at a time so that answers can stream sentence by sentence.
 
@@ -9,6 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
 use regex::Regex;
+
+use super::focus::key_terms;
 use serde::Serialize;
 
 /// One passage given to the model as `[n]`.
@@ -60,33 +65,6 @@ fn marker_re() -> &'static Regex {
     R.get_or_init(|| Regex::new(r"[\[【]([0-9]{1,2})[\]】]").expect("static pattern"))
 }
 
-const CONDITION_WORDS: &[&str] = &[
-    "须",
-    "应当",
-    "必须",
-    "不超过",
-    "不低于",
-    "以上",
-    "以下",
-    "以内",
-    "条件",
-    "符合",
-    "不得",
-    "可申请",
-    "可享受",
-    "按照",
-    "最高",
-    "最长",
-    "期限",
-    "标准",
-];
-
-/// Whether a sentence states something that must be checked against the sources.
-pub fn needs_support(sentence: &str) -> bool {
-    number_re().is_match(&strip_markers(sentence))
-        || CONDITION_WORDS.iter().any(|w| sentence.contains(w))
-}
-
 /// The sentence without its `[n]` markers.
 pub fn strip_markers(s: &str) -> String {
     marker_re().replace_all(s, "").into_owned()
@@ -114,25 +92,6 @@ fn bigrams(s: &str) -> HashSet<(char, char)> {
         .collect()
 }
 
-/// Share of the sentence's key terms found in the passage.
-fn overlap(sentence: &str, passage: &str) -> f32 {
-    let s = bigrams(sentence);
-    if s.is_empty() {
-        return 0.0;
-    }
-    let p = bigrams(passage);
-    s.iter().filter(|b| p.contains(b)).count() as f32 / s.len() as f32
-}
-
-/// Whether `passage` supports `sentence`: all its numbers appear, and most of its terms.
-fn supports(sentence: &str, passage: &str) -> bool {
-    let passage_numbers = passage.replace(',', "");
-    numbers(sentence)
-        .iter()
-        .all(|n| passage_numbers.contains(n.as_str()))
-        && overlap(sentence, passage) >= 0.45
-}
-
 /// Splits text after sentence ends (。！？；, newline), keeping the terminators.
 pub fn split_sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -149,19 +108,6 @@ pub fn split_sentences(text: &str) -> Vec<String> {
     out
 }
 
-/// The sentence of `passage` closest to `sentence`, with its overlap.
-fn best_quote(sentence: &str, passage: &str) -> (String, f32) {
-    split_sentences(passage)
-        .into_iter()
-        .map(|q| {
-            let o = overlap(sentence, &q);
-            (q.trim().to_string(), o)
-        })
-        .filter(|(q, _)| !q.is_empty())
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or_default()
-}
-
 fn short(q: &str, max: usize) -> String {
     if q.chars().count() <= max {
         q.to_string()
@@ -173,12 +119,10 @@ fn short(q: &str, max: usize) -> String {
 /// What happened to one sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Kept as written.
-    Kept,
     /// Supported by the passage numbered.
     Supported(usize),
-    /// Replaced by a quote of this passage.
-    Quoted(usize),
+    /// The answer is this passage's best sentence (nothing the model wrote survived).
+    Extracted(usize),
     /// Dropped: nothing supports it.
     Dropped,
 }
@@ -187,6 +131,10 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Verifier {
     evidence: Vec<Evidence>,
+    /// The key terms of the question: a sentence must add to them.
+    question: HashSet<(char, char)>,
+    /// Every sentence of the evidence: (evidence number, sentence).
+    sentences: Vec<(usize, String)>,
     /// Evidence number → the quote shown with its citation.
     used: BTreeMap<usize, String>,
     /// Verdicts so far (tests and logs).
@@ -194,23 +142,78 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier over the evidence given to the model.
-    pub fn new(evidence: Vec<Evidence>) -> Self {
+    /// A verifier over the evidence given to the model for `question`.
+    pub fn new(evidence: Vec<Evidence>, question: &str) -> Self {
+        let sentences = evidence
+            .iter()
+            .flat_map(|e| {
+                split_sentences(&e.text)
+                    .into_iter()
+                    .map(|s| (e.n, s.trim().to_string()))
+                    .filter(|(_, s)| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         Self {
             evidence,
+            question: key_terms(question),
+            sentences,
             used: BTreeMap::new(),
             verdicts: Vec::new(),
         }
     }
 
-    fn cite(&mut self, n: usize, sentence: &str) {
-        if let Some(e) = self.evidence.iter().find(|e| e.n == n) {
-            let (q, _) = best_quote(sentence, &e.text);
-            self.used.entry(n).or_insert_with(|| short(&q, 120));
+    /// The evidence sentence that supports `plain`, if one does: it holds every number of
+    /// `plain` and at least half its key terms, including one the question did not say, and
+    /// `plain` borrows no term that only other evidence sentences have.
+    fn support(&self, plain: &str, cited: &[usize]) -> Option<(usize, String)> {
+        let terms = key_terms(plain);
+        let new: Vec<&(char, char)> = terms
+            .iter()
+            .filter(|t| !self.question.contains(t))
+            .collect();
+        if terms.is_empty() || new.is_empty() {
+            return None;
         }
+        let sentence_numbers = numbers(plain);
+        // The cited passages first, then any (the model often forgets the marker).
+        let mut order: Vec<&(usize, String)> = self
+            .sentences
+            .iter()
+            .filter(|(n, _)| cited.contains(n))
+            .collect();
+        order.extend(self.sentences.iter().filter(|(n, _)| !cited.contains(n)));
+        order.into_iter().find_map(|(n, ev)| {
+            let ev_terms = bigrams(ev);
+            let ev_numbers = ev.replace(',', "");
+            if !sentence_numbers
+                .iter()
+                .all(|x| ev_numbers.contains(x.as_str()))
+            {
+                return None;
+            }
+            let held = terms.iter().filter(|t| ev_terms.contains(t)).count();
+            if (held as f32) < 0.5 * terms.len() as f32 || !new.iter().any(|t| ev_terms.contains(t))
+            {
+                return None;
+            }
+            // Terms from another sentence of the evidence, not from this one or the question:
+            // two measures joined into one claim.
+            let borrowed = new
+                .iter()
+                .filter(|t| !ev_terms.contains(t))
+                .filter(|t| {
+                    self.sentences
+                        .iter()
+                        .any(|(_, other)| other != ev && bigrams(other).contains(t))
+                })
+                .count();
+            (borrowed < 2).then(|| (*n, ev.clone()))
+        })
     }
 
-    /// Checks one sentence; returns the text to show (possibly a quote), or `None` to drop it.
+    /// Checks one sentence; returns the text to show (with its source marker), or `None` to
+    /// drop it.
     pub fn sentence(&mut self, sentence: &str) -> Option<String> {
         let plain = strip_markers(sentence);
         if plain.trim().is_empty() {
@@ -222,68 +225,54 @@ impl Verifier {
             .filter_map(|c| c[1].parse().ok())
             .filter(|n| self.evidence.iter().any(|e| e.n == *n))
             .collect();
-        if !needs_support(&plain) {
-            for n in &cited {
-                self.cite(*n, &plain);
+        let Some((n, quote)) = self.support(&plain, &cited) else {
+            self.verdicts.push(Verdict::Dropped);
+            return None;
+        };
+        self.used.entry(n).or_insert_with(|| short(&quote, 120));
+        self.verdicts.push(Verdict::Supported(n));
+        // The marker of the passage that supports it, and only that one, before the sentence
+        // end so the reader sees the source.
+        let mut out = plain.trim_end().to_string();
+        match out.chars().last().filter(|c| "。！？；".contains(*c)) {
+            Some(c) => {
+                let cut = out.len() - c.len_utf8();
+                out = format!("{}[{n}]{}", &out[..cut], &out[cut..]);
             }
-            self.verdicts.push(Verdict::Kept);
-            return Some(sentence.to_string());
+            None => out.push_str(&format!("[{n}]")),
         }
-        // The cited passages first, then any passage (the model often forgets the marker).
-        let order: Vec<usize> = cited
-            .iter()
-            .copied()
-            .chain(self.evidence.iter().map(|e| e.n))
-            .collect();
-        if let Some(n) = order.into_iter().find(|n| {
-            self.evidence
-                .iter()
-                .find(|e| e.n == *n)
-                .is_some_and(|e| supports(&plain, &e.text))
-        }) {
-            self.cite(n, &plain);
-            self.verdicts.push(Verdict::Supported(n));
-            let mut out = sentence.to_string();
-            if !cited.contains(&n) {
-                // Put the marker before the sentence end so the reader sees the source.
-                let end = out
-                    .trim_end()
-                    .chars()
-                    .last()
-                    .filter(|c| "。！？；".contains(*c));
-                match end {
-                    Some(c) => {
-                        let cut = out.trim_end().len() - c.len_utf8();
-                        out = format!("{}[{n}]{}", &out[..cut], &out[cut..]);
-                    }
-                    None => out.push_str(&format!("[{n}]")),
-                }
-            }
-            return Some(out);
+        if sentence.ends_with('\n') {
+            out.push('\n');
         }
-        // Unsupported: the closest quote, when a passage is close enough, else nothing.
-        let best = self
-            .evidence
-            .iter()
-            .map(|e| {
-                let (q, o) = best_quote(&plain, &e.text);
-                (e.n, e.title.clone(), q, o)
-            })
-            .max_by(|a, b| a.3.total_cmp(&b.3));
-        match best {
-            Some((n, title, quote, o)) if o >= 0.3 && !quote.is_empty() => {
-                self.used.entry(n).or_insert_with(|| short(&quote, 120));
-                self.verdicts.push(Verdict::Quoted(n));
-                Some(format!(
-                    "据《{title}》原文：“{}”[{n}]\n",
-                    short(&quote, 160)
-                ))
-            }
-            _ => {
-                self.verdicts.push(Verdict::Dropped);
-                None
-            }
-        }
+        Some(out)
+    }
+
+    /// The extractive answer when nothing the model wrote survived: the evidence sentence that
+    /// best answers `question`, with its document and article ("根据《…》第N条：……").
+    pub fn extract(&mut self, question: &str) -> Option<String> {
+        let best = super::focus::rank_sentences(question, &self.evidence)
+            .into_iter()
+            .next()?;
+        let e = self.evidence.iter().find(|e| e.n == best.n)?;
+        let place = match &e.article {
+            Some(a) => a.clone(),
+            None => e
+                .section
+                .rsplit(" > ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let quote = short(&best.text, 150);
+        self.used
+            .entry(best.n)
+            .or_insert_with(|| short(&best.text, 120));
+        self.verdicts.push(Verdict::Extracted(best.n));
+        Some(if place.is_empty() {
+            format!("根据《{}》：{quote}[{}]", e.title, best.n)
+        } else {
+            format!("根据《{}》{place}：{quote}[{}]", e.title, best.n)
+        })
     }
 
     /// The citations of every passage the answer used, in evidence order.
@@ -336,9 +325,11 @@ mod tests {
         }]
     }
 
+    const Q: &str = "高校毕业生求职补贴是多少？";
+
     #[test]
     fn supported_numbers_stay_and_get_a_marker() {
-        let mut v = Verifier::new(ev());
+        let mut v = Verifier::new(ev(), Q);
         let out = v.sentence("符合条件的高校毕业生可以获得一次性求职补贴1000元。");
         assert_eq!(
             out.as_deref(),
@@ -351,30 +342,73 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_number_is_replaced_by_the_quote() {
-        let mut v = Verifier::new(ev());
-        let out = v
-            .sentence("高校毕业生可以获得一次性求职补贴3000元[1]。")
-            .expect("quoted");
-        assert!(
-            out.contains("“对符合条件的高校毕业生给予一次性求职补贴1000元。”"),
-            "{out}"
+    fn a_wrong_number_or_date_is_dropped_not_pasted_over() {
+        let mut v = Verifier::new(ev(), Q);
+        assert_eq!(
+            v.sentence("高校毕业生可以获得一次性求职补贴3000元[1]。"),
+            None
         );
-        assert!(!out.contains("3000"));
-        let out = v.sentence("到2025年底建成平台。").expect("quoted");
-        assert!(out.contains("2028年底") && !out.contains("2025"), "{out}");
+        assert_eq!(v.sentence("到2025年底建成平台。"), None);
+        assert!(v.cited_nothing());
+        // Nothing survived: the answer is the evidence sentence itself, with its source.
+        let x = v.extract(Q).expect("extract");
+        assert!(
+            x.starts_with("根据《关于做好就业服务的通知》一、总体要求：") && x.contains("1000元"),
+            "{x}"
+        );
+        assert!(!v.cited_nothing());
     }
 
     #[test]
-    fn unrelated_unsupported_sentences_are_dropped_and_plain_ones_kept() {
-        let mut v = Verifier::new(ev());
+    fn sentences_without_numbers_are_checked_too() {
+        let mut v = Verifier::new(ev(), Q);
         assert_eq!(v.sentence("养老金每月上涨八百元。"), None);
-        assert_eq!(v.verdicts, vec![Verdict::Dropped]);
+        assert_eq!(v.sentence("建议您咨询当地人社部门。"), None);
         assert_eq!(
-            v.sentence("建议您咨询当地人社部门。").as_deref(),
-            Some("建议您咨询当地人社部门。")
+            v.sentence("全省将建成就业服务平台[1]。").as_deref(),
+            Some("全省将建成就业服务平台[1]。")
         );
-        assert!(v.cited_nothing());
+    }
+
+    #[test]
+    fn an_echo_of_the_question_is_dropped() {
+        let e = vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "实施意见".into(),
+            doc_number: String::new(),
+            section: String::new(),
+            article: None,
+            text: "在济南、青岛、烟台设立残疾人创业专区，提供场地和孵化服务。".into(),
+        }];
+        let q = "残疾人有没有专门的创业专区？";
+        let mut v = Verifier::new(e, q);
+        assert_eq!(v.sentence("残疾人有专门的创业专区[1]。"), None, "an echo");
+        assert!(v
+            .sentence("残疾人创业专区设在济南、青岛、烟台[1]。")
+            .is_some());
+    }
+
+    #[test]
+    fn two_measures_joined_into_one_claim_are_rejected() {
+        let e = vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "实施意见".into(),
+            doc_number: String::new(),
+            section: String::new(),
+            article: None,
+            text: "为高校毕业生提供就业见习岗位；为退役军人提供适应性培训和职业指导。".into(),
+        }];
+        let q = "有哪些就业服务？";
+        let mut v = Verifier::new(e, q);
+        assert_eq!(
+            v.sentence("退役军人可以参加就业见习岗位[1]。"),
+            None,
+            "the group of one measure with the service of the other"
+        );
+        assert!(v.sentence("高校毕业生可以参加就业见习岗位[1]。").is_some());
+        assert!(v.sentence("退役军人可以接受适应性培训[1]。").is_some());
     }
 
     #[test]

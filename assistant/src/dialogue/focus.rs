@@ -1,0 +1,292 @@
+//! Question-focused evidence: what a question asks for, and which sentences of the retrieved
+//! passages answer it. The small model answers far better from the two or three sentences that
+//! hold the fact than from whole chunks, and shorter prompts prefill faster.
+
+use std::collections::HashSet;
+
+use super::verify::{split_sentences, Evidence};
+
+/// What kind of fact a question asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerType {
+    /// 叫什么, 哪个, 什么是: a name.
+    Name,
+    /// 多久, 多长时间, 期限: a duration.
+    Duration,
+    /// 多少, 比例, 标准, 额度: a number or share.
+    Number,
+    /// 哪里, 去哪, 在哪: a place or channel.
+    Place,
+    /// 条件, 能不能, 符合, 可以吗: conditions.
+    Conditions,
+    /// 怎么办, 怎么申请, 流程: steps.
+    Steps,
+    /// Anything else.
+    Other,
+}
+
+/// The answer type of a question, from its question words (first match in this order).
+pub fn answer_type(question: &str) -> AnswerType {
+    const RULES: &[(AnswerType, &[&str])] = &[
+        (
+            AnswerType::Duration,
+            &["多久", "多长时间", "几年", "几个月", "几天", "期限", "多长"],
+        ),
+        (
+            AnswerType::Number,
+            &[
+                "多少",
+                "比例",
+                "几成",
+                "标准是",
+                "额度",
+                "多高",
+                "几次",
+                "百分之",
+            ],
+        ),
+        (
+            AnswerType::Place,
+            &[
+                "哪里",
+                "哪儿",
+                "在哪",
+                "去哪",
+                "什么地方",
+                "哪个部门",
+                "找谁",
+            ],
+        ),
+        (
+            AnswerType::Name,
+            &["叫什么", "哪个", "哪些", "什么是", "是什么", "名称"],
+        ),
+        (
+            AnswerType::Conditions,
+            &[
+                "条件",
+                "能不能",
+                "可不可以",
+                "符合",
+                "可以吗",
+                "能否",
+                "是否",
+                "资格",
+            ],
+        ),
+        (
+            AnswerType::Steps,
+            &[
+                "怎么办",
+                "怎么申请",
+                "如何申请",
+                "流程",
+                "手续",
+                "怎么领",
+                "如何办理",
+                "怎么办理",
+                "步骤",
+            ],
+        ),
+    ];
+    RULES
+        .iter()
+        .find(|(_, words)| words.iter().any(|w| question.contains(w)))
+        .map_or(AnswerType::Other, |(t, _)| *t)
+}
+
+/// Whether a sentence holds the kind of fact asked for.
+pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
+    let any = |ws: &[&str]| ws.iter().any(|w| sentence.contains(w));
+    let digit = sentence.chars().any(|c| c.is_ascii_digit())
+        || sentence.contains(['一', '二', '两', '三', '五', '十', '百', '千', '万']);
+    match t {
+        AnswerType::Duration => digit && any(&["年", "月", "日", "天", "小时", "周", "期"]),
+        AnswerType::Number => digit || any(&["%", "％", "比例", "标准"]),
+        AnswerType::Place => any(&[
+            "市场", "驿站", "中心", "窗口", "平台", "大厅", "站", "机构", "部门", "网站", "基地",
+            "园", "县", "社区", "街道",
+        ]),
+        AnswerType::Name => any(&["《", "“", "称为", "即", "是指", "包括"]),
+        AnswerType::Conditions => {
+            any(&["应当", "符合", "条件", "须", "具备", "可以", "不得", "满"])
+        }
+        AnswerType::Steps => any(&["申请", "办理", "提交", "向", "登记", "提供", "经"]),
+        AnswerType::Other => true,
+    }
+}
+
+/// Question words and fillers: they say what is asked, not what about.
+const FILLER: &[&str] = &[
+    "什么", "哪些", "哪个", "哪里", "怎么", "如何", "可以", "是否", "多少", "请问", "我想", "我是",
+    "有没", "没有", "能不", "不能", "需要", "的话", "一下", "多久", "多长", "时间", "条件", "吗",
+    "呢", "吧", "有专", "专门",
+];
+
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
+}
+
+/// The key terms of a text: pairs of adjacent Chinese characters, fillers removed.
+pub fn key_terms(text: &str) -> HashSet<(char, char)> {
+    let mut t = text.to_string();
+    for f in FILLER {
+        t = t.replace(f, " ");
+    }
+    let chars: Vec<char> = t.chars().collect();
+    chars
+        .windows(2)
+        .filter(|w| is_cjk(w[0]) && is_cjk(w[1]))
+        .map(|w| (w[0], w[1]))
+        .collect()
+}
+
+/// One evidence sentence with its place and score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Evidence number.
+    pub n: usize,
+    /// Index of the sentence in its passage.
+    pub index: usize,
+    /// The sentence.
+    pub text: String,
+    /// Higher is better.
+    pub score: f32,
+}
+
+/// Scores every sentence of every passage for the question: the share of the question's key
+/// terms it holds, plus a bonus when it has the kind of fact asked for; earlier passages
+/// (better ranked) win ties.
+pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
+    let q = key_terms(question);
+    let t = answer_type(question);
+    let mut out = Vec::new();
+    for (rank, e) in evidence.iter().enumerate() {
+        for (index, s) in split_sentences(&e.text).into_iter().enumerate() {
+            let s = s.trim().to_string();
+            if s.chars().count() < 4 {
+                continue;
+            }
+            let terms = key_terms(&s);
+            let shared = q.iter().filter(|b| terms.contains(b)).count() as f32;
+            let coverage = if q.is_empty() {
+                0.0
+            } else {
+                shared / q.len() as f32
+            };
+            let typed = if t != AnswerType::Other && has_answer(t, &s) {
+                0.25
+            } else {
+                0.0
+            };
+            let score = coverage + typed - 0.01 * rank as f32;
+            out.push(Scored {
+                n: e.n,
+                index,
+                text: s,
+                score,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// The passage cut down to the sentences that answer and their neighbours, in passage order,
+/// within `max_chars`; the passage's start when none scores.
+pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
+    let sentences: Vec<String> = split_sentences(&e.text)
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let ranked = rank_sentences(question, std::slice::from_ref(e));
+    let mut keep: Vec<usize> = Vec::new();
+    let mut used = 0;
+    for s in ranked.iter().filter(|s| s.score > 0.0) {
+        for i in [s.index, s.index + 1, s.index.wrapping_sub(1)] {
+            let Some(text) = sentences.get(i) else {
+                continue;
+            };
+            if keep.contains(&i) {
+                continue;
+            }
+            let len = text.chars().count();
+            if used + len > max_chars && !keep.is_empty() {
+                continue;
+            }
+            keep.push(i);
+            used += len;
+        }
+        if used >= max_chars {
+            break;
+        }
+    }
+    if keep.is_empty() {
+        return e.text.chars().take(max_chars).collect();
+    }
+    keep.sort_unstable();
+    let mut out = String::new();
+    let mut last = None;
+    for i in keep {
+        if last.is_some_and(|l: usize| l + 1 != i) {
+            out.push('…');
+        }
+        out.push_str(&sentences[i]);
+        last = Some(i);
+    }
+    out.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(n: usize, text: &str) -> Evidence {
+        Evidence {
+            n,
+            doc_id: "d".into(),
+            title: "t".into(),
+            doc_number: String::new(),
+            section: String::new(),
+            article: None,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn question_words_give_the_answer_type() {
+        assert_eq!(answer_type("失业保险金能领多久？"), AnswerType::Duration);
+        assert_eq!(answer_type("补贴标准是多少？"), AnswerType::Number);
+        assert_eq!(answer_type("零工市场在哪里？"), AnswerType::Place);
+        assert_eq!(answer_type("这个平台叫什么？"), AnswerType::Name);
+        assert_eq!(answer_type("我符合申请条件吗？"), AnswerType::Conditions);
+        assert_eq!(answer_type("创业担保贷款怎么申请？"), AnswerType::Steps);
+        assert_eq!(answer_type("说说就业服务"), AnswerType::Other);
+    }
+
+    #[test]
+    fn the_sentence_with_the_asked_fact_ranks_first() {
+        let e = ev(
+            1,
+            "各地要加强零工市场建设。零工市场设在县级公共就业服务中心，每县建设一家。\
+             失业人员可领取失业保险金，期限最长为24个月。",
+        );
+        let r = rank_sentences("失业保险金最长能领多久？", std::slice::from_ref(&e));
+        assert!(r[0].text.contains("24个月"), "{r:?}");
+        let r = rank_sentences("零工市场设在哪里？", &[e]);
+        assert!(r[0].text.contains("县级公共就业服务中心"), "{r:?}");
+    }
+
+    #[test]
+    fn a_focused_passage_keeps_the_answer_and_its_neighbour_not_the_start() {
+        let filler = "各地要高度重视，加强组织领导，压实工作责任。".repeat(6);
+        let e = ev(
+            1,
+            &format!("{filler}残疾人专场招聘每年举办不少于2次。举办单位为市级公共就业服务机构。"),
+        );
+        let f = focus_passage("残疾人专场招聘每年举办几次？", &e, 80);
+        assert!(f.contains("不少于2次"), "{f}");
+        assert!(f.contains("举办单位"), "the neighbour comes along: {f}");
+        assert!(f.chars().count() <= 80);
+    }
+}
