@@ -72,6 +72,7 @@ async fn suite(db: &Db) {
             rewritten: None,
             ttft_ms: Some(1200),
             latency_ms: 3000,
+            trace: "{\"hits\":[{\"doc_id\":\"d\",\"score\":0.9}]}".into(),
         },
     )
     .await
@@ -79,6 +80,12 @@ async fn suite(db: &Db) {
     let msgs = db.messages(&sid).await.expect("messages");
     assert_eq!(msgs[1].status, "complete");
     assert_eq!(msgs[1].citations, "[{\"n\":1}]");
+    assert!(db
+        .trace(&a)
+        .await
+        .expect("trace")
+        .is_some_and(|t| t.contains("\"score\":0.9")));
+    assert_eq!(db.trace(&q).await.expect("trace").as_deref(), Some("{}"));
 
     // Profile and failure count are kept.
     db.update_session(&sid, "{\"city\":\"青岛市\"}", 1)
@@ -305,8 +312,8 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     let db = Db::open(&url).await.expect("migrate to the current schema");
     assert_eq!(
         db.schema_versions().await.expect("versions"),
-        [1, 2],
-        "version 1 recorded from the old migrator, version 2 applied"
+        [1, 2, 3],
+        "version 1 recorded from the old migrator, later versions applied"
     );
     let waiting = db.waiting().await.expect("q");
     assert_eq!(waiting.len(), 1, "duplicates closed: {waiting:?}");
@@ -368,7 +375,7 @@ async fn old_complete_database_is_taken_over(url: &str) {
         db.close().await;
     }
     let db = Db::open(url).await.expect("take over");
-    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2]);
+    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2, 3]);
     let (s, t) = new_session(&db).await;
     db.close().await;
     let db = Db::open(url).await.expect("second start");
@@ -488,7 +495,7 @@ async fn postgres_replicas_starting_together_migrate_once() {
     for o in opens {
         dbs.push(o.await.expect("join").expect("every replica starts"));
     }
-    assert_eq!(dbs[0].schema_versions().await.expect("versions"), [1, 2]);
+    assert_eq!(dbs[0].schema_versions().await.expect("versions"), [1, 2, 3]);
     for db in dbs.drain(1..) {
         db.close().await;
     }

@@ -95,6 +95,23 @@ async fn a_supported_answer_streams_with_its_citation_and_the_prompt_holds_the_e
             .any(|c| c.title == "山东省就业补贴办法" && c.section == "第五条"),
         "{citations:?}"
     );
+    // The retrieval trace is stored with the turn (for the counselor console).
+    let turn_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
+            _ => None,
+        })
+        .expect("turn id");
+    let trace: serde_json::Value =
+        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
+            .expect("json");
+    assert_eq!(trace["hits"][0]["title"], "山东省就业补贴办法", "{trace}");
+    assert_eq!(trace["gate"]["passed"], true, "{trace}");
+    assert!(
+        !trace["cited"].as_array().expect("cited").is_empty(),
+        "{trace}"
+    );
     let requests = model.requests.lock().expect("lock");
     assert_eq!(requests.len(), 1);
     let prompt = format!("{:?}", requests[0].messages);

@@ -40,7 +40,7 @@ impl Assistant {
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<bool, TurnError> {
-        let Some(evidence) = self.evidence(query).await? else {
+        let Some(evidence) = self.evidence(query, out).await? else {
             return Ok(false);
         };
         let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
@@ -130,6 +130,18 @@ impl Assistant {
             }
         }
         out.citations = verifier.citations();
+        out.trace.insert(
+            "verdicts".into(),
+            serde_json::json!(verifier
+                .verdicts
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()),
+        );
+        out.trace.insert(
+            "cited".into(),
+            serde_json::json!(out.citations.iter().map(|c| c.n).collect::<Vec<_>>()),
+        );
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
         Ok(true)
     }

@@ -6,11 +6,16 @@ use retrieval::store::Mode;
 
 use super::focus::key_terms;
 use super::verify::Evidence;
-use super::{blocking, Assistant, TurnError};
+use super::{blocking, Assistant, Outcome, TurnError};
+use serde_json::json;
 
 impl Assistant {
     /// Retrieves evidence; `None` when the gate finds nothing relevant.
-    pub(super) async fn evidence(&self, query: &str) -> Result<Option<Vec<Evidence>>, TurnError> {
+    pub(super) async fn evidence(
+        &self,
+        query: &str,
+        out: &mut Outcome,
+    ) -> Result<Option<Vec<Evidence>>, TurnError> {
         let kb = self.kb.clone();
         let q = query.to_string();
         let k = self.cfg.evidence_k;
@@ -29,6 +34,29 @@ impl Assistant {
         // A long message that tells a story ("干了两个月一分钱没拿到，……") holds many terms no
         // document has; enough shared terms count as coverage too.
         let covered = coverage >= self.cfg.min_term_overlap || shared >= MIN_SHARED_TERMS;
+        let hits: Vec<serde_json::Value> = hybrid
+            .iter()
+            .map(|h| {
+                json!({
+                    "doc_id": h.doc_id,
+                    "title": h.title,
+                    "section": h.section,
+                    "article": h.article,
+                    "score": h.score,
+                })
+            })
+            .collect();
+        out.trace.insert("query".into(), json!(query));
+        out.trace.insert("hits".into(), json!(hits));
+        out.trace.insert(
+            "gate".into(),
+            json!({
+                "best_dense": best_dense,
+                "coverage": coverage,
+                "shared_terms": shared,
+                "passed": !hybrid.is_empty() && best_dense >= self.cfg.min_dense_score && covered,
+            }),
+        );
         if hybrid.is_empty() || best_dense < self.cfg.min_dense_score || !covered {
             return Ok(None);
         }

@@ -477,6 +477,7 @@ impl Assistant {
                         .first_token
                         .map(|t| t.duration_since(started).as_millis() as i64),
                     latency_ms: latency.as_millis() as i64,
+                    trace: serde_json::Value::Object(out.trace.clone()).to_string(),
                 },
             )
             .await?;
@@ -546,6 +547,8 @@ struct Outcome {
     first_token: Option<Instant>,
     not_covered: bool,
     cancelled: bool,
+    /// What retrieval found and what the answer used (stored with the turn).
+    trace: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Sends a piece of the answer; false (and the turn marked cancelled) when the client is gone.

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0001_conversations.sql"),
     ),
     (2, "trust", include_str!("../../migrations/0002_trust.sql")),
+    (3, "trace", include_str!("../../migrations/0003_trace.sql")),
 ];
 
 /// [`MIGRATIONS`] as a sqlx migration source.
@@ -198,6 +199,8 @@ pub struct Completion {
     pub ttft_ms: Option<i64>,
     /// Whole turn.
     pub latency_ms: i64,
+    /// Retrieval trace JSON (`{}` when the turn retrieved nothing).
+    pub trace: String,
 }
 
 fn message(r: &AnyRow) -> Result<MessageRow> {
@@ -557,7 +560,7 @@ impl Db {
     pub async fn complete_message(&self, id: &str, c: &Completion) -> Result<()> {
         sqlx::query(
             "UPDATE messages SET text = $1, status = $2, intent = $3, citations = $4, jobs = $5, \
-             rewritten = $6, ttft_ms = $7, latency_ms = $8 WHERE id = $9",
+             rewritten = $6, ttft_ms = $7, latency_ms = $8, trace = $9 WHERE id = $10",
         )
         .bind(&c.text)
         .bind(c.status)
@@ -567,10 +570,20 @@ impl Db {
         .bind(c.rewritten.as_deref())
         .bind(c.ttft_ms)
         .bind(c.latency_ms)
+        .bind(&c.trace)
         .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The retrieval trace stored with an answer (`None` for an unknown id).
+    pub async fn trace(&self, message_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT trace FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("trace")).transpose()?)
     }
 
     /// Sets the intent of a stored message (the citizen's, once routed).
