@@ -596,6 +596,7 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
             districts: a.district.clone(),
             types,
             min_salary: a.min_salary.map(|m| (m, unit)),
+            max_salary: None,
             groups,
             educations: Vec::new(),
             today: chrono::Local::now().date_naive(),

@@ -40,6 +40,15 @@ enum Cmd {
         #[arg(long, default_value_t = 50)]
         queries: usize,
     },
+    /// Job search on labelled questions: constraint precision, top-5 hit rate, "none" said.
+    Jobs {
+        /// The labelled set.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/jobs.jsonl"))]
+        set: PathBuf,
+        /// Index folder (reused between runs; ingest skips unchanged files).
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
     /// The router on its labelled set: precision and recall per intent, handoff reasons,
     /// labour-rights messages sent to job search.
     Router {
@@ -143,6 +152,22 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Bench { synthetic, queries } => bench::run(&cfg, synthetic, queries)?,
+        Cmd::Jobs { set, index } => {
+            let items = eval::jobs_eval::load(&set)?;
+            let index = index.unwrap_or_else(|| cfg.home.join("eval-jobs-index"));
+            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
+            let embedder = assistant::models::embed::Embedder::load(
+                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
+            )?;
+            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            let jobs_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../knowledge/data/jobs");
+            ingest(&kb, &[jobs_dir])?;
+            let (y, m, d) = eval::retrieval_eval::EVAL_DAY;
+            let today = chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .ok_or_else(|| anyhow::anyhow!("bad evaluation day"))?;
+            let scores = eval::jobs_eval::run(&kb, &items, today)?;
+            eval::jobs_eval::print(&scores);
+        }
         Cmd::Router { set } => {
             let items = eval::router_eval::load(&set)?;
             let embedder = assistant::models::embed::Embedder::load(

@@ -178,6 +178,7 @@ pub fn run(kb: &KnowledgeBase, items: &[Item]) -> anyhow::Result<Vec<Scores>> {
                         districts: vec![],
                         types,
                         min_salary: None,
+                        max_salary: None,
                         groups,
                         educations: Vec::new(),
                         today: day,

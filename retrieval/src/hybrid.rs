@@ -79,6 +79,9 @@ pub struct JobQuery {
     pub types: Vec<EmploymentType>,
     /// At least this pay (in the given unit): listings whose maximum reaches it.
     pub min_salary: Option<(u32, SalaryUnit)>,
+    /// At most this pay (in `min_salary`'s unit, or per month): listings whose minimum stays
+    /// at or below it ("一万左右" is a range, not a floor).
+    pub max_salary: Option<u32>,
     /// Groups (any of); empty: any.
     pub groups: Vec<Group>,
     /// Accepted education requirements (any of, e.g. 不限, 高中, 大专); empty: any.
@@ -206,6 +209,19 @@ impl Retriever<'_> {
                 key: "salary_max".into(),
                 gte: Some(f64::from(amount)),
                 lte: None,
+            });
+        }
+        if let Some(max) = q.max_salary {
+            if q.min_salary.is_none() {
+                f.must.push(Condition::AnyOf {
+                    key: "salary_unit".into(),
+                    values: vec![SalaryUnit::Month.as_str().into()],
+                });
+            }
+            f.must.push(Condition::Range {
+                key: "salary_min".into(),
+                gte: None,
+                lte: Some(f64::from(max)),
             });
         }
         let hits = self.search(JOBS, &q.text, f, q.limit, q.mode)?;

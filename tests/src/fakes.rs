@@ -39,7 +39,7 @@ pub struct FakeKb {
     pub passages: Vec<PolicyHit>,
     /// The dense (e5) score reported for the best passage.
     pub dense: f32,
-    /// Job listings returned by every job search.
+    /// Job listings; a search returns those of its cities.
     pub jobs: Vec<JobHit>,
     /// Districts known to the listings.
     pub districts: Vec<String>,
@@ -93,7 +93,14 @@ impl Retrieve for FakeKb {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(q.clone());
-        Ok(self.jobs.iter().take(q.limit).cloned().collect())
+        // The city filter, as the store applies it; other filters are the tests' business.
+        Ok(self
+            .jobs
+            .iter()
+            .filter(|h| q.cities.is_empty() || q.cities.contains(&h.listing.city))
+            .take(q.limit)
+            .cloned()
+            .collect())
     }
 
     fn districts(&self) -> Result<Vec<String>, retrieval::Error> {

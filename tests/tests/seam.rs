@@ -290,6 +290,55 @@ async fn a_job_question_searches_with_the_city_and_district_it_names() {
     assert!(!answer(&events).is_empty());
 }
 
+fn listing(id: &str, title: &str, city: &str) -> retrieval::hybrid::JobHit {
+    let l = serde_json::json!({
+        "id": id, "title": title, "company": "某公司", "city": city, "district": "历下区",
+        "category": "生活服务", "employment_type": "full_time", "salary_min": 5000,
+        "salary_max": 7000, "salary_unit": "month", "education": "不限", "experience_years": 0,
+        "description": "", "requirements": "", "benefits": "", "groups": [],
+        "posted_at": "2026-01-01", "expires_at": "2027-12-31", "contact": "12333"
+    });
+    retrieval::hybrid::JobHit {
+        score: 1.0,
+        listing: serde_json::from_value(l).expect("listing"),
+    }
+}
+
+#[tokio::test]
+async fn a_trade_with_no_listing_is_told_plainly_never_shown_other_trades() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let kb = Arc::new(FakeKb {
+        jobs: vec![
+            listing("a", "中餐厨师", "济南市"),
+            listing("b", "家政保洁员", "济南市"),
+            listing("c", "叉车司机", "淄博市"),
+        ],
+        ..FakeKb::default()
+    });
+    let a = assistant(kb, Arc::new(FakeModel::default()), home.path()).await;
+    let sid = session(&a).await;
+    let events = ask(&a, &sid, "济南有叉车司机的工作吗？").await;
+    let text = answer(&events);
+    assert!(text.starts_with("没有找到"), "{text}");
+    let shown: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Jobs { jobs, .. } => {
+                Some(jobs.iter().map(|j| j.title.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(shown.iter().all(|t| t.contains("叉车")), "{shown:?}");
+    let events = ask(&a, &sid, "济南有厨师的工作吗？").await;
+    assert!(
+        answer(&events).starts_with("为您找到1个"),
+        "{}",
+        answer(&events)
+    );
+}
+
 mod http {
     use super::*;
     use assistant::config::Config;
