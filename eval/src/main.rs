@@ -130,16 +130,26 @@ fn main() -> anyhow::Result<()> {
                 eval::retrieval_eval::EVAL_DAY
             );
             println!(
-                "{:<7} {:<7} {:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8}",
-                "mode", "kind", "n", "recall@1", "recall@5", "MRR", "nDCG@10", "p50 ms", "p95 ms"
+                "{:<7} {:<7} {:>4} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8}",
+                "mode",
+                "kind",
+                "n",
+                "recall@1",
+                "recall@3",
+                "recall@5",
+                "MRR",
+                "nDCG@10",
+                "p50 ms",
+                "p95 ms"
             );
             for s in &scores {
                 println!(
-                    "{:<7} {:<7} {:>4} {:>9.3} {:>9.3} {:>7.3} {:>8.3} {:>8.1} {:>8.1}",
+                    "{:<7} {:<7} {:>4} {:>9.3} {:>9.3} {:>9.3} {:>7.3} {:>8.3} {:>8.1} {:>8.1}",
                     s.mode,
                     s.kind,
                     s.n,
                     s.recall_at_1,
+                    s.recall_at_3,
                     s.recall_at_5,
                     s.mrr,
                     s.ndcg_at_10,

@@ -103,6 +103,9 @@ pub struct JobHit {
     pub listing: JobListing,
 }
 
+/// Candidates from each first-stage ranking that the reranker rescores.
+pub const RERANK_CANDIDATES: usize = 20;
+
 /// Searches the collections.
 pub struct Retriever<'a> {
     /// The store.
@@ -145,7 +148,21 @@ impl Retriever<'_> {
         self.store.search(collection, &search)
     }
 
-    /// Policy passages for a question.
+    /// Policy passages for a question, reranked ([`crate::rerank`]): the first 20 of the
+    /// hybrid and of the BM25 ranking, rescored, the best `q.limit` kept. This is what answers
+    /// are given.
+    pub fn search_policies_reranked(&self, q: &PolicyQuery) -> Result<Vec<PolicyHit>> {
+        let wide = |mode| PolicyQuery {
+            mode,
+            limit: RERANK_CANDIDATES.max(q.limit),
+            ..q.clone()
+        };
+        let hybrid = self.search_policies(&wide(Mode::Hybrid))?;
+        let bm25 = self.search_policies(&wide(Mode::Sparse))?;
+        Ok(crate::rerank::rerank(&q.text, hybrid, bm25, q.limit))
+    }
+
+    /// Policy passages for a question, in the ranking of `q.mode`.
     pub fn search_policies(&self, q: &PolicyQuery) -> Result<Vec<PolicyHit>> {
         let mut f = Filter::default();
         f.must.extend(any_of("region", &q.regions));

@@ -20,6 +20,7 @@ pub mod edge;
 pub mod hybrid;
 pub mod indexer;
 pub mod lexical;
+pub mod rerank;
 pub mod server;
 pub mod store;
 

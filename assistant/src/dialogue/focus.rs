@@ -2,8 +2,6 @@
 //! passages answer it. The small model answers far better from the two or three sentences that
 //! hold the fact than from whole chunks, and shorter prompts prefill faster.
 
-use std::collections::HashSet;
-
 use super::verify::{split_sentences, Evidence};
 
 /// What kind of fact a question asks for.
@@ -116,30 +114,7 @@ pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
     }
 }
 
-/// Question words and fillers: they say what is asked, not what about.
-const FILLER: &[&str] = &[
-    "什么", "哪些", "哪个", "哪里", "怎么", "如何", "可以", "是否", "多少", "请问", "我想", "我是",
-    "有没", "没有", "能不", "不能", "需要", "的话", "一下", "多久", "多长", "时间", "条件", "吗",
-    "呢", "吧", "有专", "专门",
-];
-
-fn is_cjk(c: char) -> bool {
-    ('\u{4e00}'..='\u{9fff}').contains(&c)
-}
-
-/// The key terms of a text: pairs of adjacent Chinese characters, fillers removed.
-pub fn key_terms(text: &str) -> HashSet<(char, char)> {
-    let mut t = text.to_string();
-    for f in FILLER {
-        t = t.replace(f, " ");
-    }
-    let chars: Vec<char> = t.chars().collect();
-    chars
-        .windows(2)
-        .filter(|w| is_cjk(w[0]) && is_cjk(w[1]))
-        .map(|w| (w[0], w[1]))
-        .collect()
-}
+pub use retrieval::rerank::key_terms;
 
 /// One evidence sentence with its place and score.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,8 @@ pub use crate::metrics::QueueState;
 pub trait Retrieve: Send + Sync {
     /// Embeds texts as search queries (one unit vector each).
     fn embed_queries(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, models::Error>;
-    /// Policy passages for a question, best first.
+    /// Policy passages for a question, best first. In `Mode::Hybrid` the product reranks
+    /// (hybrid and BM25 candidates, [`retrieval::rerank`]); other modes are the plain ranking.
     fn search_policies(&self, q: &PolicyQuery) -> Result<Vec<PolicyHit>, retrieval::Error>;
     /// Job listings for a search, best first.
     fn search_jobs(&self, q: &JobQuery) -> Result<Vec<JobHit>, retrieval::Error>;
@@ -39,7 +40,11 @@ impl Retrieve for KnowledgeBase {
     }
 
     fn search_policies(&self, q: &PolicyQuery) -> Result<Vec<PolicyHit>, retrieval::Error> {
-        self.retriever().search_policies(q)
+        if q.mode == retrieval::store::Mode::Hybrid {
+            self.retriever().search_policies_reranked(q)
+        } else {
+            self.retriever().search_policies(q)
+        }
     }
 
     fn search_jobs(&self, q: &JobQuery) -> Result<Vec<JobHit>, retrieval::Error> {
