@@ -49,6 +49,16 @@ enum Cmd {
         #[arg(long)]
         index: Option<PathBuf>,
     },
+    /// The evidence gate on covered / not-covered questions over the whole corpus: the
+    /// configured operating point and a sweep of the thresholds.
+    Gate {
+        /// Covered / not-covered questions.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/gate.jsonl"))]
+        set: PathBuf,
+        /// Index folder (shared with `retrieval`; ingest skips unchanged files).
+        #[arg(long)]
+        index: Option<PathBuf>,
+    },
     /// The router on its labelled set: precision and recall per intent, handoff reasons,
     /// labour-rights messages sent to job search.
     Router {
@@ -177,6 +187,19 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("bad evaluation day"))?;
             let scores = eval::jobs_eval::run(&kb, &items, today)?;
             eval::jobs_eval::print(&scores);
+        }
+        Cmd::Gate { set, index } => {
+            let retrieval_set = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/retrieval.jsonl");
+            let items = eval::gate_eval::load(&set, &retrieval_set)?;
+            let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
+            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
+            let embedder = assistant::models::embed::Embedder::load(
+                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
+            )?;
+            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            ingest(&kb, &default_corpus())?;
+            let figs = eval::gate_eval::figures(&kb, &items, cfg.dialogue.evidence_k)?;
+            eval::gate_eval::print(&items, &figs, &cfg.dialogue);
         }
         Cmd::Router { set } => {
             let items = eval::router_eval::load(&set)?;

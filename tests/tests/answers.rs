@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 const LAW_TITLE: &str = "山东省劳动合同条例";
 
 fn law() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../eval/data/laws/sd-2013-laodong-hetong-tiaoli.md")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../eval/data/laws/sd-2013-laodong-hetong-tiaoli.md")
 }
 
 struct Turn {
@@ -83,17 +84,27 @@ fn a_regulation_added_at_start_answers_its_questions_and_labour_rights_get_a_per
         let mut failed = Vec::new();
         for (question, fact) in [
             ("入职以后多长时间内必须签书面劳动合同？", "一个月"),
-            ("劳动合同到期后我还在干，单位超过一个月不续签，每月要付几倍工资？", "二倍"),
+            (
+                "劳动合同到期后我还在干，单位超过一个月不续签，每月要付几倍工资？",
+                "二倍",
+            ),
             ("单位给的工资能低于最低工资标准吗？", "最低工资标准"),
             ("试用期内想辞职，要提前几天通知单位？", "三日"),
-            ("用人单位解除劳动合同应当支付经济补偿的，什么时候支付？", "工作交接"),
+            (
+                "用人单位解除劳动合同应当支付经济补偿的，什么时候支付？",
+                "工作交接",
+            ),
         ] {
             let t = ask(a, question).await;
             if !t.answer.contains(fact) || !t.cited.iter().any(|c| c == LAW_TITLE) {
                 failed.push(format!("{question} → {} (cited {:?})", t.answer, t.cited));
             }
         }
-        assert!(failed.is_empty(), "answers without their key fact or source:\n{}", failed.join("\n"));
+        assert!(
+            failed.is_empty(),
+            "answers without their key fact or source:\n{}",
+            failed.join("\n")
+        );
 
         let t = ask(a, "老板拿厂里的产品抵工资，说没钱发，这样合法吗？").await;
         assert_eq!(t.intent, Intent::Handoff);

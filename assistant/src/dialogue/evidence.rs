@@ -1,13 +1,58 @@
 //! The evidence gate: retrieve passages for a question and decide whether they cover it.
 //! Nothing relevant means "not covered" and a counselor offer — never a guess.
 
-use retrieval::hybrid::PolicyQuery;
+use retrieval::hybrid::{PolicyHit, PolicyQuery};
 use retrieval::store::Mode;
 
 use super::focus::key_terms;
+use super::seam::Retrieve;
 use super::verify::Evidence;
-use super::{blocking, Assistant, Outcome, TurnError};
+use super::{blocking, Assistant, DialogueConfig, Outcome, TurnError};
 use serde_json::json;
+
+/// What the gate looks at for one question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateFigures {
+    /// Passages retrieved (reranked).
+    pub hits: usize,
+    /// The best e5 cosine between the question and any passage.
+    pub best_dense: f32,
+    /// Share of the question's key terms found in the passages.
+    pub coverage: f32,
+    /// How many of them.
+    pub shared: usize,
+}
+
+impl GateFigures {
+    /// Whether the passages cover the question under `cfg`'s thresholds. A long message that
+    /// tells a story ("干了两个月一分钱没拿到，……") holds many terms no document has; enough
+    /// shared terms count as coverage too.
+    pub fn passes(&self, cfg: &DialogueConfig) -> bool {
+        let covered = self.coverage >= cfg.min_term_overlap || self.shared >= MIN_SHARED_TERMS;
+        self.hits > 0 && self.best_dense >= cfg.min_dense_score && covered
+    }
+}
+
+/// Retrieves the `k` passages an answer would be given and the gate's figures for them.
+pub fn retrieve(
+    kb: &dyn Retrieve,
+    query: &str,
+    k: usize,
+) -> Result<(Vec<PolicyHit>, GateFigures), retrieval::Error> {
+    let hybrid = kb.search_policies(&PolicyQuery::new(query.to_string(), k))?;
+    let mut dq = PolicyQuery::new(query.to_string(), 1);
+    dq.mode = Mode::Dense;
+    let best_dense = kb.search_policies(&dq)?.first().map_or(0.0, |h| h.score);
+    let passages: String = hybrid.iter().map(|h| h.text.as_str()).collect();
+    let (coverage, shared) = term_coverage(query, &passages);
+    let figures = GateFigures {
+        hits: hybrid.len(),
+        best_dense,
+        coverage,
+        shared,
+    };
+    Ok((hybrid, figures))
+}
 
 impl Assistant {
     /// Retrieves evidence; `None` when the gate finds nothing relevant.
@@ -19,21 +64,15 @@ impl Assistant {
         let kb = self.kb.clone();
         let q = query.to_string();
         let k = self.cfg.evidence_k;
-        let (hybrid, dense) = blocking(move || {
-            let hybrid = kb.search_policies(&PolicyQuery::new(q.clone(), k))?;
-            let mut dq = PolicyQuery::new(q, 1);
-            dq.mode = Mode::Dense;
-            let dense = kb.search_policies(&dq)?;
-            Ok::<_, retrieval::Error>((hybrid, dense))
-        })
-        .await?;
-        let best_dense = dense.first().map_or(0.0, |h| h.score);
-        let passages: String = hybrid.iter().map(|h| h.text.as_str()).collect();
-        let (coverage, shared) = term_coverage(query, &passages);
-        tracing::debug!(best_dense, coverage, shared, "evidence gate");
-        // A long message that tells a story ("干了两个月一分钱没拿到，……") holds many terms no
-        // document has; enough shared terms count as coverage too.
-        let covered = coverage >= self.cfg.min_term_overlap || shared >= MIN_SHARED_TERMS;
+        let (hybrid, g) = blocking(move || retrieve(kb.as_ref(), &q, k)).await?;
+        let passed = g.passes(&self.cfg);
+        tracing::debug!(
+            best_dense = g.best_dense,
+            coverage = g.coverage,
+            shared = g.shared,
+            passed,
+            "evidence gate"
+        );
         let hits: Vec<serde_json::Value> = hybrid
             .iter()
             .map(|h| {
@@ -51,13 +90,13 @@ impl Assistant {
         out.trace.insert(
             "gate".into(),
             json!({
-                "best_dense": best_dense,
-                "coverage": coverage,
-                "shared_terms": shared,
-                "passed": !hybrid.is_empty() && best_dense >= self.cfg.min_dense_score && covered,
+                "best_dense": g.best_dense,
+                "coverage": g.coverage,
+                "shared_terms": g.shared,
+                "passed": passed,
             }),
         );
-        if hybrid.is_empty() || best_dense < self.cfg.min_dense_score || !covered {
+        if !passed {
             return Ok(None);
         }
         Ok(Some(
@@ -79,7 +118,7 @@ impl Assistant {
 }
 
 /// Key terms shared with the passages that count as coverage whatever the question's length.
-const MIN_SHARED_TERMS: usize = 5;
+pub const MIN_SHARED_TERMS: usize = 5;
 
 /// Share of the question's key terms (Chinese character pairs, minus question words) that
 /// occur in the passages, and how many do.

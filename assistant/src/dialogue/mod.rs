@@ -18,7 +18,7 @@
 //! escalations are [`crate::handoff`]'s.
 
 mod answer;
-mod evidence;
+pub mod evidence;
 pub mod focus;
 pub mod jobs;
 pub mod memory;
