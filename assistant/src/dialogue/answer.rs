@@ -7,6 +7,7 @@ use models::chat_template::ChatMessage;
 use models::generator::{GenEvent, GenerateRequest};
 use tokio::sync::mpsc;
 
+use super::focus::{self, AnswerType};
 use super::prompt::{build_prompt, SYSTEM_PROMPT};
 use super::verify::{self, Verifier};
 use super::{say, Assistant, Event, Outcome, TurnError};
@@ -121,12 +122,20 @@ impl Assistant {
                 say(tx, out, &v).await;
             }
         }
-        if verifier.cited_nothing() {
-            // Nothing the model wrote could be tied to a source: an extractive answer (the
-            // evidence sentence that answers best, with its document and article) beats a
-            // vacuous one.
-            if let Some(x) = verifier.extract(query) {
-                say(tx, out, &x).await;
+        // Nothing the model wrote could be tied to a source, or what it wrote lacks the kind
+        // of fact asked for (a duration, a number, a place, a time): the evidence sentence that
+        // answers best, with its document and article, beats a vacuous answer.
+        let asked = focus::answer_type(query);
+        let lacks_fact = !matches!(
+            asked,
+            AnswerType::Other | AnswerType::Name | AnswerType::Steps
+        ) && !verify::split_sentences(&out.text)
+            .iter()
+            .any(|s| focus::has_answer(asked, s));
+        if verifier.cited_nothing() || lacks_fact {
+            let sep = if out.text.is_empty() { "" } else { "\n" };
+            if let Some(x) = verifier.extract(query, &out.text) {
+                say(tx, out, &format!("{sep}{x}")).await;
             }
         }
         out.citations = verifier.citations();

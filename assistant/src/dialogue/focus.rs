@@ -9,6 +9,8 @@ use super::verify::{split_sentences, Evidence};
 pub enum AnswerType {
     /// 叫什么, 哪个, 什么是: a name.
     Name,
+    /// 什么时候, 何时: a time or moment.
+    Time,
     /// 多久, 多长时间, 期限: a duration.
     Duration,
     /// 多少, 比例, 标准, 额度: a number or share.
@@ -26,6 +28,10 @@ pub enum AnswerType {
 /// The answer type of a question, from its question words (first match in this order).
 pub fn answer_type(question: &str) -> AnswerType {
     const RULES: &[(AnswerType, &[&str])] = &[
+        (
+            AnswerType::Time,
+            &["什么时候", "何时", "啥时候", "几时", "什么时间"],
+        ),
         (
             AnswerType::Duration,
             &["多久", "多长时间", "几年", "几个月", "几天", "期限", "多长"],
@@ -101,6 +107,7 @@ pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
     match t {
         AnswerType::Duration => digit && any(&["年", "月", "日", "天", "小时", "周", "期"]),
         AnswerType::Number => digit || any(&["%", "％", "比例", "标准"]),
+        AnswerType::Time => any(&["时", "之日", "以内", "日内", "期间", "之前", "以前", "届满"]),
         AnswerType::Place => any(&[
             "市场", "驿站", "中心", "窗口", "平台", "大厅", "站", "机构", "部门", "网站", "基地",
             "园", "县", "社区", "街道",
@@ -236,6 +243,7 @@ mod tests {
         assert_eq!(answer_type("这个平台叫什么？"), AnswerType::Name);
         assert_eq!(answer_type("我符合申请条件吗？"), AnswerType::Conditions);
         assert_eq!(answer_type("创业担保贷款怎么申请？"), AnswerType::Steps);
+        assert_eq!(answer_type("经济补偿什么时候支付？"), AnswerType::Time);
         assert_eq!(answer_type("说说就业服务"), AnswerType::Other);
     }
 
@@ -250,6 +258,14 @@ mod tests {
         assert!(r[0].text.contains("24个月"), "{r:?}");
         let r = rank_sentences("零工市场设在哪里？", &[e]);
         assert!(r[0].text.contains("县级公共就业服务中心"), "{r:?}");
+        assert!(!has_answer(
+            AnswerType::Duration,
+            "可以订立固定期限劳动合同。"
+        ));
+        assert!(has_answer(
+            AnswerType::Duration,
+            "应当自用工之日起一个月内订立书面劳动合同。"
+        ));
     }
 
     #[test]

@@ -247,12 +247,17 @@ impl Verifier {
         Some(out)
     }
 
-    /// The extractive answer when nothing the model wrote survived: the evidence sentence that
-    /// best answers `question`, with its document and article ("根据《…》第N条：……").
-    pub fn extract(&mut self, question: &str) -> Option<String> {
+    /// The extractive answer when nothing the model wrote survived, or when what survived
+    /// lacks the kind of fact asked for: the evidence sentence that best answers `question`,
+    /// with its document and article ("根据《…》第N条：……"). `None` when that sentence is
+    /// already in `shown`.
+    pub fn extract(&mut self, question: &str, shown: &str) -> Option<String> {
         let best = super::focus::rank_sentences(question, &self.evidence)
             .into_iter()
             .next()?;
+        if shown.contains(best.text.trim_end_matches(['。', '；'])) {
+            return None;
+        }
         let e = self.evidence.iter().find(|e| e.n == best.n)?;
         let place = match &e.article {
             Some(a) => a.clone(),
@@ -351,7 +356,7 @@ mod tests {
         assert_eq!(v.sentence("到2025年底建成平台。"), None);
         assert!(v.cited_nothing());
         // Nothing survived: the answer is the evidence sentence itself, with its source.
-        let x = v.extract(Q).expect("extract");
+        let x = v.extract(Q, "").expect("extract");
         assert!(
             x.starts_with("根据《关于做好就业服务的通知》一、总体要求：") && x.contains("1000元"),
             "{x}"
