@@ -632,7 +632,7 @@ impl super::Assistant {
             ),
             // "None" first, plainly; then the alternatives, labelled as such.
             Some(how) => format!(
-                "没有找到符合条件{label}的在招岗位。以下是{how}的{}个岗位，仅供参考，并不完全符合您的条件。",
+                "没有找到完全符合条件{label}的在招岗位。以下是{how}的{}个岗位，仅供参考，并不完全符合您的条件。",
                 cards.len()
             ),
         };

@@ -71,7 +71,8 @@ const PAY_WRONG: &[&str] = &[
     "克扣",
     "扣了",
     "扣我",
-    "讨",
+    "讨要",
+    "讨回",
     "要不回",
     "要不到",
     "拿不到",
@@ -80,12 +81,14 @@ const PAY_WRONG: &[&str] = &[
     "没结",
     "赖账",
     "跑路",
-    "抵",
-    "顶",
+    "来抵",
+    "来顶",
     "代金券",
     "购物卡",
     "实物",
-    "产品",
+    "用产品",
+    "拿产品",
+    "产品抵",
 ];
 /// Money owed for work, said without the word for wages ("干了两个月一分钱没拿到").
 const MONEY_OWED: &[&str] = &[
