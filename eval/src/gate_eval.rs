@@ -20,16 +20,7 @@ pub struct Item {
 
 /// Reads the gate set and adds the retrieval set's policy questions as covered.
 pub fn load(gate: &Path, retrieval: &Path) -> anyhow::Result<Vec<Item>> {
-    let mut items: Vec<Item> = Vec::new();
-    for (i, l) in std::fs::read_to_string(gate)?.lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        items.push(
-            serde_json::from_str(l)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", gate.display(), i + 1))?,
-        );
-    }
+    let mut items: Vec<Item> = crate::load_jsonl(gate)?;
     for item in crate::retrieval_eval::load(retrieval)? {
         if let crate::retrieval_eval::Item::Policy { question, .. } = item {
             items.push(Item {

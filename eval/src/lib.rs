@@ -16,3 +16,18 @@ pub mod latency;
 pub mod metrics;
 pub mod retrieval_eval;
 pub mod router_eval;
+
+/// Reads a JSON-lines evaluation set: one item per non-empty line; errors name file and line.
+pub fn load_jsonl<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}

@@ -78,6 +78,19 @@ enum Cmd {
     },
 }
 
+/// The knowledge base of an evaluation: the embedded store in `index`, the configured embedder.
+fn open_kb(cfg: &Config, index: &Path) -> anyhow::Result<KnowledgeBase> {
+    let store = assistant::retrieval::edge::EdgeStore::open(index)?;
+    let embedder = assistant::models::embed::Embedder::load(
+        &assistant::model_store::embedder_path(cfg, &mut |_| {})?,
+    )?;
+    Ok(KnowledgeBase::with_store(
+        Box::new(store),
+        embedder,
+        Default::default(),
+    )?)
+}
+
 fn default_corpus() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     vec![root.join("eval/data/laws"), root.join("knowledge/data")]
@@ -122,11 +135,7 @@ fn main() -> anyhow::Result<()> {
                 corpus
             };
             let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
-            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
-            let embedder = assistant::models::embed::Embedder::load(
-                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
-            )?;
-            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            let kb = open_kb(&cfg, &index)?;
             let (n, took) = ingest(&kb, &corpus)?;
             println!(
                 "index {}: {n} chunks/listings (re)indexed in {:.1} s",
@@ -175,11 +184,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Jobs { set, index } => {
             let items = eval::jobs_eval::load(&set)?;
             let index = index.unwrap_or_else(|| cfg.home.join("eval-jobs-index"));
-            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
-            let embedder = assistant::models::embed::Embedder::load(
-                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
-            )?;
-            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            let kb = open_kb(&cfg, &index)?;
             let jobs_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../knowledge/data/jobs");
             ingest(&kb, &[jobs_dir])?;
             let (y, m, d) = eval::retrieval_eval::EVAL_DAY;
@@ -192,11 +197,7 @@ fn main() -> anyhow::Result<()> {
             let retrieval_set = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/retrieval.jsonl");
             let items = eval::gate_eval::load(&set, &retrieval_set)?;
             let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
-            let store = assistant::retrieval::edge::EdgeStore::open(&index)?;
-            let embedder = assistant::models::embed::Embedder::load(
-                &assistant::model_store::embedder_path(&cfg, &mut |_| {})?,
-            )?;
-            let kb = KnowledgeBase::with_store(Box::new(store), embedder, Default::default())?;
+            let kb = open_kb(&cfg, &index)?;
             ingest(&kb, &default_corpus())?;
             let figs = eval::gate_eval::figures(&kb, &items, cfg.dialogue.evidence_k)?;
             eval::gate_eval::print(&items, &figs, &cfg.dialogue);

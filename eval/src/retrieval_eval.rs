@@ -63,15 +63,7 @@ pub enum Item {
 
 /// Loads `eval/data/retrieval.jsonl` (or another file of the same shape).
 pub fn load(path: &Path) -> anyhow::Result<Vec<Item>> {
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))
-        })
-        .collect()
+    crate::load_jsonl(path)
 }
 
 /// Metrics for one mode and item kind.

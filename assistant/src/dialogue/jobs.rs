@@ -406,14 +406,15 @@ pub fn find_district(text: &str, known: &[String]) -> Option<String> {
 pub fn query(text: &str, profile: &Profile, today: NaiveDate, districts: &[String]) -> JobQuery {
     let city = find_city(text).or_else(|| profile.city.clone());
     let group = find_group(text).or(profile.group);
+    let salary = find_salary(text);
     JobQuery {
         text: text.to_string(),
         cities: city.into_iter().collect(),
         districts: find_district(text, districts).into_iter().collect(),
         educations: find_educations(text),
         types: find_types(text),
-        min_salary: find_salary(text).map(|(min, unit, _)| (min, unit)),
-        max_salary: find_salary(text).and_then(|(_, _, max)| max),
+        min_salary: salary.map(|(min, unit, _)| (min, unit)),
+        max_salary: salary.and_then(|(_, _, max)| max),
         groups: group.into_iter().collect(),
         today,
         limit: 5,
