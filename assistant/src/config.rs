@@ -50,7 +50,8 @@ pub struct DialogueConfig {
     pub passage_chars: usize,
     /// Evidence gate: the best passage's e5 cosine with the question must reach this.
     pub min_dense_score: f32,
-    /// Evidence gate: this share of the question's key terms must occur in the passages.
+    /// Evidence gate: this share of the question's key terms must occur in one evidence
+    /// sentence (or [`crate::dialogue::evidence::MIN_SHARED_TERMS`] of them).
     pub min_term_overlap: f32,
     /// Answers the assistant could not give in a row before it hands off by itself.
     pub max_failures: i64,
@@ -68,7 +69,7 @@ impl Default for DialogueConfig {
             evidence_k: 3,
             passage_chars: 320,
             min_dense_score: 0.80,
-            min_term_overlap: 0.30,
+            min_term_overlap: 0.60,
             max_failures: 2,
             generation: GenerationParams {
                 max_tokens: 200,

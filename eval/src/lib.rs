@@ -4,12 +4,15 @@
 //! - [`metrics`]: recall@k, MRR and nDCG over ranked relevance lists.
 //! - [`retrieval_eval`]: the retrieval evaluation set (`eval/data/retrieval.jsonl`) run in
 //!   dense, BM25 and hybrid mode.
+//! - [`answers_eval`]: answer quality (key facts, citations, invented numbers, vacuous
+//!   answers, gate errors) on `eval/data/answers.jsonl`.
 //! - [`gate_eval`]: the evidence gate on covered / not-covered questions, with a sweep.
 //! - [`jobs_eval`]: job search on labelled questions: constraint precision, top-5 hits.
 //! - [`latency`]: percentiles of timing samples.
 //! - [`router_eval`]: the router's labelled set, precision and recall per intent.
 #![warn(missing_docs)]
 
+pub mod answers_eval;
 pub mod gate_eval;
 pub mod jobs_eval;
 pub mod latency;

@@ -58,6 +58,9 @@ enum Cmd {
         /// Index folder (shared with `retrieval`; ingest skips unchanged files).
         #[arg(long)]
         index: Option<PathBuf>,
+        /// Also write every question's figures as JSON (for choosing thresholds).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// The router on its labelled set: precision and recall per intent, handoff reasons,
     /// labour-rights messages sent to job search.
@@ -65,6 +68,23 @@ enum Cmd {
         /// The labelled set.
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/router.jsonl"))]
         set: PathBuf,
+    },
+    /// Answer quality through the whole pipeline over the whole corpus: key-fact accuracy,
+    /// citation accuracy, invented numbers, vacuous answers, false not-covered / answered, TTFT.
+    Answers {
+        /// The answer set.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/answers.jsonl"))]
+        set: PathBuf,
+        /// Catalog name of the LLM (`leye models list`); default: the configured one.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this many questions, spread evenly over the set (the fixed subset for slow
+        /// models); 0 runs all.
+        #[arg(long, default_value_t = 0)]
+        sample: usize,
+        /// Also write transcripts, verdicts and figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Chat turns through the whole pipeline: TTFT and turn latency p50/p95 one at a time,
     /// then N sessions at once (queueing without errors).
@@ -193,7 +213,7 @@ fn main() -> anyhow::Result<()> {
             let scores = eval::jobs_eval::run(&kb, &items, today)?;
             eval::jobs_eval::print(&scores);
         }
-        Cmd::Gate { set, index } => {
+        Cmd::Gate { set, index, json } => {
             let retrieval_set = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/retrieval.jsonl");
             let items = eval::gate_eval::load(&set, &retrieval_set)?;
             let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
@@ -201,6 +221,14 @@ fn main() -> anyhow::Result<()> {
             ingest(&kb, &default_corpus())?;
             let figs = eval::gate_eval::figures(&kb, &items, cfg.dialogue.evidence_k)?;
             eval::gate_eval::print(&items, &figs, &cfg.dialogue);
+            if let Some(p) = json {
+                let rows: Vec<_> = items
+                    .iter()
+                    .zip(&figs)
+                    .map(|(i, f)| serde_json::json!({"question": i.question, "covered": i.covered, "figures": f}))
+                    .collect();
+                std::fs::write(p, serde_json::to_vec_pretty(&rows)?)?;
+            }
         }
         Cmd::Router { set } => {
             let items = eval::router_eval::load(&set)?;
@@ -218,6 +246,21 @@ fn main() -> anyhow::Result<()> {
             println!("{} messages in {}", items.len(), set.display());
             eval::router_eval::print(&report);
         }
+        Cmd::Answers {
+            set,
+            model,
+            sample,
+            json,
+        } => answers_run::run(
+            &cfg,
+            &default_corpus(),
+            answers_run::Options {
+                set,
+                model,
+                sample,
+                json,
+            },
+        )?,
         Cmd::Chat {
             questions,
             parallel,
@@ -226,5 +269,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+mod answers_run;
 mod bench;
 mod chat_bench;

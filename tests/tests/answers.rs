@@ -1,7 +1,7 @@
 //! Answers that help, with the real model: a regulation ingested at start beside the bundled
 //! knowledge (as an operator would add one), five questions on it, each answered with its key
-//! fact and the regulation cited; a labour-rights question in everyday words gets the 12333
-//! line and a person (and the regulation's answer when the gate finds it), never job cards.
+//! fact and the regulation cited; a labour-rights question in everyday words gets the
+//! regulation's answer, the 12333 line and a person, never job cards.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,15 +86,19 @@ fn a_regulation_added_at_start_answers_its_questions_and_labour_rights_get_a_per
         assert!(t.handoff, "a person is offered");
         assert!(!t.jobs, "never job cards");
         assert!(t.answer.contains("12333"), "{}", t.answer);
-        // The regulation's own answer (第二十三条: wages in money) comes first when the gate
-        // finds it covers the message; in these everyday words it does not yet (issue note),
-        // and then nothing but the person and the lines is said — never a guess.
-        if !t.cited.is_empty() {
-            assert!(t.cited.iter().any(|c| c == LAW_TITLE), "{:?}", t.cited);
-        }
+        // The regulation's own answer on paying wages comes first, from the regulation.
+        assert!(t.cited.iter().any(|c| c == LAW_TITLE), "{:?}", t.cited);
+        // What the regulation says stands before the hotline and handoff text.
+        let regulation = t
+            .answer
+            .split("遇到拖欠工资或劳动争议")
+            .next()
+            .unwrap_or_default();
+        assert!(regulation.contains("工资"), "{}", t.answer);
         // The key fact of each answer. The issue's aim is all five; today the 0.5B model and
-        // retrieval give fewer (see the issue note), so the floor below is what is reached now,
-        // and every answer must cite the regulation.
+        // retrieval give four (the article on when compensation is paid is not among the three
+        // passages retrieved for its question), so the floor below is what is reached now, and
+        // every answer must cite the regulation.
         let mut with_fact = 0;
         let mut report = Vec::new();
         for (question, fact) in [
@@ -126,6 +130,6 @@ fn a_regulation_added_at_start_answers_its_questions_and_labour_rights_get_a_per
             "key facts: {with_fact} of 5; missed:\n{}",
             report.join("\n")
         );
-        assert!(with_fact >= 2, "key facts in {with_fact} of 5 answers");
+        assert!(with_fact >= 4, "key facts in {with_fact} of 5 answers");
     });
 }

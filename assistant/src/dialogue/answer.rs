@@ -21,27 +21,24 @@ impl Assistant {
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
-        if !self.grounded(query, tx, out).await? {
-            say(
-                tx,
-                out,
-                "抱歉，现有的政策文件中没有找到与您问题相关的内容，我不能凭猜测回答。您可以点击“转人工”请职业指导师解答，或拨打12333人社服务热线咨询。",
-            )
-            .await;
+        if !self.grounded(query, query, tx, out).await? {
+            say(tx, out, super::NOT_COVERED_REPLY).await;
             out.not_covered = true;
         }
         Ok(())
     }
 
-    /// Answers from the evidence when the gate finds it covers the question; `false` (and
-    /// nothing said) when it does not.
+    /// Answers `query` from the evidence retrieved for `search` (the query itself, or the query
+    /// with the terms of the regulations that cover its kind of case) when the gate finds it
+    /// covers it; `false` (and nothing said) when it does not.
     pub(super) async fn grounded(
         &self,
         query: &str,
+        search: &str,
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<bool, TurnError> {
-        let Some(evidence) = self.evidence(query, out).await? else {
+        let Some(evidence) = self.evidence(search, out).await? else {
             return Ok(false);
         };
         let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
@@ -95,6 +92,8 @@ impl Assistant {
                             verdict = ?verifier.verdicts.last(),
                             "verified"
                         );
+                        // A blank line before anything was said is no part of the answer.
+                        let shown = shown.filter(|v| !(out.text.is_empty() && v.trim().is_empty()));
                         if let Some(v) = shown {
                             if !say(tx, out, &v).await {
                                 // Dropping the receiver stops generation before the next token.
@@ -131,8 +130,11 @@ impl Assistant {
             AnswerType::Other | AnswerType::Name | AnswerType::Steps
         ) && !verify::split_sentences(&out.text)
             .iter()
-            .any(|s| focus::has_answer(asked, s));
-        if verifier.cited_nothing() || lacks_fact {
+            .any(|s| focus::has_answer_beyond(asked, s, query));
+        // One evidence sentence answers the question clearly, and the model wrote around it
+        // (a neighbouring article, the general rule): that sentence is the answer.
+        let missed_best = verifier.missed_strong_answer();
+        if verifier.cited_nothing() || lacks_fact || missed_best {
             let sep = if out.text.is_empty() { "" } else { "\n" };
             if let Some(x) = verifier.extract(query, &out.text) {
                 say(tx, out, &format!("{sep}{x}")).await;

@@ -30,11 +30,33 @@ pub fn answer_type(question: &str) -> AnswerType {
     const RULES: &[(AnswerType, &[&str])] = &[
         (
             AnswerType::Time,
-            &["什么时候", "何时", "啥时候", "几时", "什么时间"],
+            &[
+                "什么时候",
+                "何时",
+                "啥时候",
+                "几时",
+                "什么时间",
+                "哪天",
+                "哪一天",
+                "哪年",
+                "哪一年",
+            ],
         ),
         (
             AnswerType::Duration,
-            &["多久", "多长时间", "几年", "几个月", "几天", "期限", "多长"],
+            &[
+                "多久",
+                "多长时间",
+                "几年",
+                "几个月",
+                "几天",
+                "期限",
+                "多长",
+                "多少天",
+                "多少年",
+                "多少日",
+                "几日",
+            ],
         ),
         (
             AnswerType::Number,
@@ -99,15 +121,70 @@ pub fn answer_type(question: &str) -> AnswerType {
         .map_or(AnswerType::Other, |(t, _)| *t)
 }
 
+/// Numerals that count something: Arabic digits, or Chinese numerals followed by a unit or
+/// share ("十二个月", "百分之五十", "二倍"). Article and chapter numbers ("第十二条") are
+/// labels, not answers.
+fn has_quantity(sentence: &str) -> bool {
+    const NUMERALS: &str = "零〇一二两三四五六七八九十百千万";
+    const UNITS: &str = "元年个月日天周岁倍人名次项%％分";
+    let chars: Vec<char> = sentence.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() {
+            return true;
+        }
+        if NUMERALS.contains(c) {
+            let label = i > 0 && chars[i - 1] == '第';
+            let start = i;
+            while i < chars.len() && NUMERALS.contains(chars[i]) {
+                i += 1;
+            }
+            let unit = chars.get(i).is_some_and(|u| UNITS.contains(*u));
+            // "百分之" / "千分之": the share follows.
+            let share = chars[start..i].iter().any(|c| "百千万".contains(*c))
+                && chars.get(i) == Some(&'分');
+            if !label && (unit || share) {
+                return true;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Whether a sentence holds the kind of fact asked for.
 pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
-    let any = |ws: &[&str]| ws.iter().any(|w| sentence.contains(w));
-    let digit = sentence.chars().any(|c| c.is_ascii_digit())
-        || sentence.contains(['一', '二', '两', '三', '五', '十', '百', '千', '万']);
+    has_answer_beyond(t, sentence, "")
+}
+
+/// Whether a sentence holds the kind of fact asked for beyond what `question` already says: the
+/// heading "设置就业创业服务窗口" names a place only with the question's own word (窗口); the
+/// answer names another (综合便民服务中心).
+pub fn has_answer_beyond(t: AnswerType, sentence: &str, question: &str) -> bool {
+    let any = |ws: &[&str]| {
+        ws.iter()
+            .any(|w| sentence.contains(w) && !question.contains(w))
+    };
+    let quantity = has_quantity(sentence);
     match t {
-        AnswerType::Duration => digit && any(&["年", "月", "日", "天", "小时", "周", "期"]),
-        AnswerType::Number => digit || any(&["%", "％", "比例", "标准"]),
-        AnswerType::Time => any(&["时", "之日", "以内", "日内", "期间", "之前", "以前", "届满"]),
+        AnswerType::Duration => quantity && any(&["年", "月", "日", "天", "小时", "周", "期"]),
+        AnswerType::Number => quantity || any(&["%", "％", "分之"]),
+        AnswerType::Time => {
+            (quantity && any(&["年", "月", "日"]))
+                || any(&[
+                    "之日",
+                    "以内",
+                    "日内",
+                    "期间",
+                    "之前",
+                    "以前",
+                    "届满",
+                    "起施行",
+                    "时",
+                ])
+        }
         AnswerType::Place => any(&[
             "市场", "驿站", "中心", "窗口", "平台", "大厅", "站", "机构", "部门", "网站", "基地",
             "园", "县", "社区", "街道",
@@ -122,6 +199,13 @@ pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
 }
 
 pub use retrieval::rerank::key_terms;
+
+/// A title or heading line ("中华人民共和国就业促进法", "第九章 附则"): no sentence end, so it
+/// states nothing, however many of the question's words it holds.
+fn is_heading(s: &str) -> bool {
+    !s.ends_with(['。', '；', '！', '？', '!', '?', ';', '：', ':', '，'])
+        && s.chars().count() <= 40
+}
 
 /// One evidence sentence with its place and score.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +230,7 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
     for (rank, e) in evidence.iter().enumerate() {
         for (index, s) in split_sentences(&e.text).into_iter().enumerate() {
             let s = s.trim().to_string();
-            if s.chars().count() < 4 {
+            if s.chars().count() < 4 || is_heading(&s) {
                 continue;
             }
             let terms = key_terms(&s);
@@ -156,7 +240,7 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
             } else {
                 shared / q.len() as f32
             };
-            let typed = if t != AnswerType::Other && has_answer(t, &s) {
+            let typed = if t != AnswerType::Other && has_answer_beyond(t, &s, question) {
                 0.25
             } else {
                 0.0
@@ -236,7 +320,58 @@ mod tests {
     }
 
     #[test]
+    fn headings_never_answer_and_the_place_must_be_new() {
+        let e = ev(
+            1,
+            "中华人民共和国就业促进法\n第九章 附则\n第六十九条 本法自2008年1月1日起施行。",
+        );
+        let r = rank_sentences("就业促进法是从哪天开始施行的？", std::slice::from_ref(&e));
+        assert!(r[0].text.contains("2008年1月1日"), "{r:?}");
+        assert!(
+            r.iter().all(|s| !s.text.starts_with("中华人民共和国")),
+            "{r:?}"
+        );
+        let e = ev(
+            1,
+            "(四)乡镇(街道)层面科学设置就业创业服务窗口。在乡镇(街道)综合便民服务中心科学设置就业创业服务窗口，为辖区居民提供“一站式”服务。",
+        );
+        let r = rank_sentences("乡镇街道的就业创业服务窗口设在哪里？", &[e]);
+        assert!(r[0].text.contains("综合便民服务中心"), "{r:?}");
+    }
+
+    #[test]
+    fn article_numbers_are_not_quantities() {
+        assert!(!has_answer(
+            AnswerType::Number,
+            "第十二条 各级人民政府应当扶持残疾适龄女性儿童少年完成义务教育。"
+        ));
+        assert!(has_answer(
+            AnswerType::Number,
+            "女性比例应当占百分之二十五以上。"
+        ));
+        assert!(has_answer(AnswerType::Duration, "期限最长为十二个月；"));
+        assert!(has_answer(AnswerType::Number, "处二倍以上五倍以下的罚款。"));
+        assert!(!has_answer(
+            AnswerType::Duration,
+            "第四十六条 失业人员应当及时登记。"
+        ));
+        assert!(has_answer(
+            AnswerType::Time,
+            "第六十九条 本法自2008年1月1日起施行。"
+        ));
+        assert!(!has_answer(AnswerType::Time, "中华人民共和国就业促进法"));
+    }
+
+    #[test]
     fn question_words_give_the_answer_type() {
+        assert_eq!(
+            answer_type("就业促进法是从哪天开始施行的？"),
+            AnswerType::Time
+        );
+        assert_eq!(
+            answer_type("多少天内要去办就业登记？"),
+            AnswerType::Duration
+        );
         assert_eq!(answer_type("失业保险金能领多久？"), AnswerType::Duration);
         assert_eq!(answer_type("补贴标准是多少？"), AnswerType::Number);
         assert_eq!(answer_type("零工市场在哪里？"), AnswerType::Place);

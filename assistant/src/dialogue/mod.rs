@@ -104,6 +104,14 @@ pub enum Event {
     },
 }
 
+/// How wage and labour regulations state an employer's duty to pay: added to the search of a
+/// wage dispute.
+const WAGE_DUTY_TERMS: &str = "用人单位应当按时足额支付劳动者工资，不得克扣或者无故拖欠";
+
+/// The reply when no ingested document covers a policy question (the evidence gate said no):
+/// the assistant does not guess.
+pub const NOT_COVERED_REPLY: &str = "抱歉，现有的政策文件中没有找到与您问题相关的内容，我不能凭猜测回答。您可以点击“转人工”请职业指导师解答，或拨打12333人社服务热线咨询。";
+
 /// Why a turn could not run. Each failure keeps its source, so the edge logs the whole chain.
 #[derive(Debug, thiserror::Error)]
 pub enum TurnError {
@@ -399,7 +407,11 @@ impl Assistant {
                 if reason == HandoffReason::WageDispute {
                     // What the ingested wage and labour regulations say, when they cover it;
                     // the 12333 / labour-inspection line and the counselor follow either way.
-                    self.grounded(&routed.query, tx, out).await?;
+                    // People tell their case in their own words ("拿产品抵工资", "老板跑了");
+                    // the regulations state the employer's duty in theirs, so the search adds
+                    // those words.
+                    let search = format!("{} {WAGE_DUTY_TERMS}", routed.query);
+                    self.grounded(&routed.query, &search, tx, out).await?;
                 }
                 self.handoff(sid, reason, intent, text, tx, out).await
             }

@@ -346,6 +346,41 @@ const POLICY: &[&str] = &[
     "帮助吗",
     "支持",
     "有什么政策",
+    // Rules about employers, agencies and contracts: a question about what is allowed or
+    // what follows, even when it mentions hiring ("职业中介向求职者收押金，会被怎么罚？").
+    "罚",
+    "押金",
+    "收费",
+    "收钱",
+    "要钱",
+    "中介",
+    "机构",
+    "能不能",
+    "可以吗",
+    "算不算",
+    "施行",
+    "期限",
+    "比例",
+    "合同",
+    // What a rule says: duties, limits and names ("劳务派遣的临时性岗位是指多长时间的岗位？",
+    // "男女干一样的活，工资应该一样吗？"), not a wish for listings.
+    "应该",
+    "应当",
+    "是指",
+    "叫什么",
+    "多少天",
+    "多长时间",
+    "几年",
+    "最多",
+    "最长",
+    "照顾",
+    "报酬",
+    "经历",
+    "登记",
+    "降薪",
+    "调岗",
+    "协商",
+    "设立",
 ];
 const SMALLTALK: &[&str] = &[
     "你好",
@@ -387,6 +422,21 @@ pub const EXEMPLARS: &[(Intent, &str)] = &[
 
 fn any(text: &str, words: &[&str]) -> bool {
     words.iter().any(|w| text.contains(w))
+}
+
+/// Parties whose duties the documents set.
+const PARTIES: &[&str] = &[
+    "单位", "政府", "中介", "机构", "公司", "企业", "老板", "学校",
+];
+/// Asking whether something is allowed or owed.
+const PERMISSION: &[&str] = &["能", "可以", "应该", "要不要", "得"];
+
+/// "政府办的招聘会能收求职者的钱吗？": whether a party may or must do something is a question
+/// for the rules, however many job words it holds.
+fn rule_question(t: &str) -> bool {
+    any(t, PARTIES)
+        && any(t, PERMISSION)
+        && (t.contains('吗') || t.contains("不能") || t.contains("不可以"))
 }
 
 fn hits(text: &str, words: &[&str]) -> usize {
@@ -451,10 +501,13 @@ impl Router {
         // "就业创业" (employment and start-up services) and "求职创业补贴" are the policy
         // documents' stock phrases, not a wish to start a business.
         let startup_text = t.replace("就业创业", "").replace("求职创业", "");
+        let job = hits(t, JOB);
+        // A question about what a party may or must do outweighs the job words it holds.
+        let rule = if job > 0 && rule_question(t) { job } else { 0 };
         let scores = [
             (Intent::Startup, hits(&startup_text, STARTUP) * 2),
-            (Intent::Job, hits(t, JOB)),
-            (Intent::Policy, hits(t, POLICY)),
+            (Intent::Job, job),
+            (Intent::Policy, hits(t, POLICY) + rule),
         ];
         let best = scores.iter().max_by_key(|(_, s)| *s).copied();
         if let Some((intent, s)) = best {

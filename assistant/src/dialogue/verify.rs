@@ -116,6 +116,59 @@ fn short(q: &str, max: usize) -> String {
     }
 }
 
+/// The best-ranked evidence sentence always counts as answering the question…
+const RELEVANT_TOP: usize = 1;
+/// …and so does any sentence scoring at least this share of the best one's score…
+const RELEVANT_SHARE: f32 = 0.6;
+/// …when the best one matches the question this well ([`super::focus::rank_sentences`]).
+const STRONG_MATCH: f32 = 0.5;
+
+/// Longest extractive answer, characters.
+const EXTRACT_CHARS: usize = 160;
+
+/// The sentence (to its `。`) that holds `clause` in `text`, when it fits in `max` characters;
+/// else the clause.
+fn whole_sentence(text: &str, clause: &str, max: usize) -> String {
+    let clause = clause.trim();
+    let Some(at) = text.find(clause) else {
+        return clause.to_string();
+    };
+    let stops = ['。', '！', '？', '\n'];
+    let start = text[..at].rfind(stops).map_or(0, |i| {
+        i + text[i..].chars().next().map_or(1, char::len_utf8)
+    });
+    let end = text[at..].find(stops).map_or(text.len(), |i| {
+        at + i + text[at + i..].chars().next().map_or(0, char::len_utf8)
+    });
+    let whole = text[start..end].trim();
+    if whole.chars().count() <= max {
+        whole.to_string()
+    } else {
+        clause.to_string()
+    }
+}
+
+/// Splits a leading article label ("第四十六条 ……") from a sentence.
+fn split_article(sentence: &str) -> (Option<String>, String) {
+    let s = sentence.trim();
+    if let Some(rest) = s.strip_prefix('第') {
+        if let Some(end) = rest.find('条') {
+            let num = &rest[..end];
+            if !num.is_empty()
+                && num
+                    .chars()
+                    .all(|c| "零〇一二两三四五六七八九十百千".contains(c))
+            {
+                let body = rest[end + '条'.len_utf8()..].trim_start();
+                if !body.is_empty() {
+                    return (Some(format!("第{num}条")), body.to_string());
+                }
+            }
+        }
+    }
+    (None, s.to_string())
+}
+
 /// What happened to one sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -135,6 +188,13 @@ pub struct Verifier {
     question: HashSet<(char, char)>,
     /// Every sentence of the evidence: (evidence number, sentence).
     sentences: Vec<(usize, String)>,
+    /// The evidence sentences that answer the question (see [`RELEVANT_SHARE`]): a model
+    /// sentence copied from a neighbouring article is true but not an answer.
+    relevant: HashSet<(usize, String)>,
+    /// The best-ranked evidence sentence when it matches the question strongly.
+    strong: Option<(usize, String)>,
+    /// Evidence sentences that supported a sentence of the answer.
+    supporting: HashSet<(usize, String)>,
     /// Evidence number → the quote shown with its citation.
     used: BTreeMap<usize, String>,
     /// Verdicts so far (tests and logs).
@@ -154,18 +214,41 @@ impl Verifier {
                     .collect::<Vec<_>>()
             })
             .collect();
+        let ranked = super::focus::rank_sentences(question, &evidence);
+        let best = ranked.first().map_or(0.0, |s| s.score);
+        let strong = ranked
+            .first()
+            .filter(|s| s.score >= STRONG_MATCH)
+            .map(|s| (s.n, s.text.clone()));
+        // A broad question ("有哪些就业服务？") matches no sentence well, and every measure
+        // of the passages may belong to its answer: then no sentence is ruled out.
+        let floor = if best >= STRONG_MATCH {
+            RELEVANT_SHARE * best
+        } else {
+            f32::MIN
+        };
+        let relevant = ranked
+            .into_iter()
+            .enumerate()
+            .filter(|(i, s)| *i < RELEVANT_TOP || s.score >= floor)
+            .map(|(_, s)| (s.n, s.text))
+            .collect();
         Self {
             evidence,
             question: key_terms(question),
             sentences,
+            relevant,
+            strong,
+            supporting: HashSet::new(),
             used: BTreeMap::new(),
             verdicts: Vec::new(),
         }
     }
 
-    /// The evidence sentence that supports `plain`, if one does: it holds every number of
-    /// `plain` and at least half its key terms, including one the question did not say, and
-    /// `plain` borrows no term that only other evidence sentences have.
+    /// The evidence sentence that supports `plain`, if one does: a sentence that answers the
+    /// question, holding every number of `plain` and at least half its key terms, including one
+    /// the question did not say; and `plain` borrows no term that only other evidence
+    /// sentences have.
     fn support(&self, plain: &str, cited: &[usize]) -> Option<(usize, String)> {
         let terms = key_terms(plain);
         let new: Vec<&(char, char)> = terms
@@ -183,6 +266,7 @@ impl Verifier {
             .filter(|(n, _)| cited.contains(n))
             .collect();
         order.extend(self.sentences.iter().filter(|(n, _)| !cited.contains(n)));
+        order.retain(|s| self.relevant.contains(*s));
         order.into_iter().find_map(|(n, ev)| {
             let ev_terms = bigrams(ev);
             let ev_numbers = ev.replace(',', "");
@@ -230,6 +314,7 @@ impl Verifier {
             return None;
         };
         self.used.entry(n).or_insert_with(|| short(&quote, 120));
+        self.supporting.insert((n, quote));
         self.verdicts.push(Verdict::Supported(n));
         // The marker of the passage that supports it, and only that one, before the sentence
         // end so the reader sees the source.
@@ -259,16 +344,22 @@ impl Verifier {
             return None;
         }
         let e = self.evidence.iter().find(|e| e.n == best.n)?;
-        let place = match &e.article {
-            Some(a) => a.clone(),
-            None => e
+        // A clause ("……的，期限最长为十二个月；") is read with the rest of its sentence, whose
+        // other clauses hold the cases next to it (满五年, 十年以上), when that stays short.
+        let sentence = whole_sentence(&e.text, &best.text, EXTRACT_CHARS);
+        // The article the sentence opens with names the place better than the chunk's range.
+        let (article, sentence) = split_article(&sentence);
+        let place = match (article, &e.article) {
+            (Some(a), _) => a,
+            (None, Some(a)) => a.clone(),
+            (None, None) => e
                 .section
                 .rsplit(" > ")
                 .next()
                 .unwrap_or_default()
                 .to_string(),
         };
-        let quote = short(&best.text, 150);
+        let quote = short(&sentence, EXTRACT_CHARS);
         self.used
             .entry(best.n)
             .or_insert_with(|| short(&best.text, 120));
@@ -308,6 +399,14 @@ impl Verifier {
             .collect()
     }
 
+    /// Whether one evidence sentence answers the question strongly and no sentence of the
+    /// answer so far rests on it.
+    pub fn missed_strong_answer(&self) -> bool {
+        self.strong
+            .as_ref()
+            .is_some_and(|s| !self.supporting.contains(s))
+    }
+
     /// Whether no sentence was checked against a source (the answer then cites nothing).
     pub fn cited_nothing(&self) -> bool {
         self.used.is_empty()
@@ -331,6 +430,51 @@ mod tests {
     }
 
     const Q: &str = "高校毕业生求职补贴是多少？";
+
+    #[test]
+    fn an_extract_reads_the_whole_sentence_and_names_its_article() {
+        let text = "第四十六条 失业人员累计缴费满一年不足五年的，领取失业保险金的期限最长为十二个月；累计缴费满五年不足十年的，期限最长为十八个月；累计缴费十年以上的，期限最长为二十四个月。重新就业后，再次失业的，缴费时间重新计算。";
+        let w = whole_sentence(text, "累计缴费满五年不足十年的，期限最长为十八个月；", 160);
+        assert!(
+            w.starts_with("第四十六条") && w.ends_with("二十四个月。"),
+            "{w}"
+        );
+        assert_eq!(
+            whole_sentence(text, "重新就业后，再次失业的，缴费时间重新计算。", 160),
+            "重新就业后，再次失业的，缴费时间重新计算。"
+        );
+        assert_eq!(
+            whole_sentence(text, "累计缴费满五年不足十年的，期限最长为十八个月；", 20),
+            "累计缴费满五年不足十年的，期限最长为十八个月；"
+        );
+        let (a, body) = split_article(&w);
+        assert_eq!(a.as_deref(), Some("第四十六条"));
+        assert!(body.starts_with("失业人员"));
+        assert_eq!(split_article("第一章 总则").0, None);
+    }
+
+    #[test]
+    fn a_true_sentence_from_a_neighbouring_article_is_not_an_answer() {
+        let evidence = vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "济南市妇女权益保障若干规定".into(),
+            doc_number: String::new(),
+            section: String::new(),
+            article: None,
+            text: "第十一条 在确定由市人民政府表彰的劳动模范、先进工作者名额时，女性比例应当占百分之二十五以上。第十二条 各级人民政府及教育行政管理部门应当扶持和帮助残疾适龄女性儿童少年完成义务教育。".into(),
+        }];
+        let q = "济南市政府表彰劳动模范，女性要占多少比例？";
+        let mut v = Verifier::new(evidence.clone(), q);
+        assert_eq!(
+            v.sentence("各级人民政府应当扶持和帮助残疾适龄女性儿童少年完成义务教育[1]。"),
+            None
+        );
+        assert!(v.missed_strong_answer(), "the answer is still to be given");
+        let mut v = Verifier::new(evidence, q);
+        assert!(v.sentence("女性比例应当占百分之二十五以上[1]。").is_some());
+        assert!(!v.missed_strong_answer());
+    }
 
     #[test]
     fn supported_numbers_stay_and_get_a_marker() {
@@ -366,7 +510,7 @@ mod tests {
 
     #[test]
     fn sentences_without_numbers_are_checked_too() {
-        let mut v = Verifier::new(ev(), Q);
+        let mut v = Verifier::new(ev(), "全省要建成什么平台？");
         assert_eq!(v.sentence("养老金每月上涨八百元。"), None);
         assert_eq!(v.sentence("建议您咨询当地人社部门。"), None);
         assert_eq!(
