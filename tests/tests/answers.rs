@@ -95,10 +95,7 @@ fn a_regulation_added_at_start_answers_its_questions_and_labour_rights_get_a_per
             .next()
             .unwrap_or_default();
         assert!(regulation.contains("工资"), "{}", t.answer);
-        // The key fact of each answer. The aim is all five; today the 0.5B model and
-        // retrieval give four (the article on when compensation is paid is not among the three
-        // passages retrieved for its question), so the floor below is what is reached now, and
-        // every answer must cite the regulation.
+        // The key fact of each answer, and every answer cites the regulation.
         let mut with_fact = 0;
         let mut report = Vec::new();
         for (question, fact) in [
@@ -130,6 +127,6 @@ fn a_regulation_added_at_start_answers_its_questions_and_labour_rights_get_a_per
             "key facts: {with_fact} of 5; missed:\n{}",
             report.join("\n")
         );
-        assert!(with_fact >= 4, "key facts in {with_fact} of 5 answers");
+        assert_eq!(with_fact, 5, "key facts in {with_fact} of 5 answers");
     });
 }

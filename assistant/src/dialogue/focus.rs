@@ -27,99 +27,101 @@ pub enum AnswerType {
 
 /// The answer type of a question, from its question words (first match in this order).
 pub fn answer_type(question: &str) -> AnswerType {
-    const RULES: &[(AnswerType, &[&str])] = &[
-        (
-            AnswerType::Time,
-            &[
-                "什么时候",
-                "何时",
-                "啥时候",
-                "几时",
-                "什么时间",
-                "哪天",
-                "哪一天",
-                "哪年",
-                "哪一年",
-            ],
-        ),
-        (
-            AnswerType::Duration,
-            &[
-                "多久",
-                "多长时间",
-                "几年",
-                "几个月",
-                "几天",
-                "期限",
-                "多长",
-                "多少天",
-                "多少年",
-                "多少日",
-                "几日",
-            ],
-        ),
-        (
-            AnswerType::Number,
-            &[
-                "多少",
-                "比例",
-                "几成",
-                "标准是",
-                "额度",
-                "多高",
-                "几次",
-                "百分之",
-            ],
-        ),
-        (
-            AnswerType::Place,
-            &[
-                "哪里",
-                "哪儿",
-                "在哪",
-                "去哪",
-                "什么地方",
-                "哪个部门",
-                "找谁",
-            ],
-        ),
-        (
-            AnswerType::Name,
-            &["叫什么", "哪个", "哪些", "什么是", "是什么", "名称"],
-        ),
-        (
-            AnswerType::Conditions,
-            &[
-                "条件",
-                "能不能",
-                "可不可以",
-                "符合",
-                "可以吗",
-                "能否",
-                "是否",
-                "资格",
-            ],
-        ),
-        (
-            AnswerType::Steps,
-            &[
-                "怎么办",
-                "怎么申请",
-                "如何申请",
-                "流程",
-                "手续",
-                "怎么领",
-                "如何办理",
-                "怎么办理",
-                "步骤",
-            ],
-        ),
-    ];
     RULES
         .iter()
         .find(|(_, words)| words.iter().any(|w| question.contains(w)))
         .map_or(AnswerType::Other, |(t, _)| *t)
 }
+
+/// Question words per answer type, in the order they are tried.
+const RULES: &[(AnswerType, &[&str])] = &[
+    (
+        AnswerType::Time,
+        &[
+            "什么时候",
+            "何时",
+            "啥时候",
+            "几时",
+            "什么时间",
+            "哪天",
+            "哪一天",
+            "哪年",
+            "哪一年",
+        ],
+    ),
+    (
+        AnswerType::Duration,
+        &[
+            "多久",
+            "多长时间",
+            "几年",
+            "几个月",
+            "几天",
+            "期限",
+            "多长",
+            "多少天",
+            "多少年",
+            "多少日",
+            "几日",
+        ],
+    ),
+    (
+        AnswerType::Number,
+        &[
+            "多少",
+            "比例",
+            "几成",
+            "标准是",
+            "额度",
+            "多高",
+            "几次",
+            "百分之",
+        ],
+    ),
+    (
+        AnswerType::Place,
+        &[
+            "哪里",
+            "哪儿",
+            "在哪",
+            "去哪",
+            "什么地方",
+            "哪个部门",
+            "找谁",
+        ],
+    ),
+    (
+        AnswerType::Name,
+        &["叫什么", "哪个", "哪些", "什么是", "是什么", "名称"],
+    ),
+    (
+        AnswerType::Conditions,
+        &[
+            "条件",
+            "能不能",
+            "可不可以",
+            "符合",
+            "可以吗",
+            "能否",
+            "是否",
+            "资格",
+        ],
+    ),
+    (
+        AnswerType::Steps,
+        &[
+            "怎么办",
+            "怎么申请",
+            "如何申请",
+            "流程",
+            "手续",
+            "怎么领",
+            "如何办理",
+            "怎么办理",
+            "步骤",
+        ],
+    ),
+];
 
 /// Numerals that count something: Arabic digits, or Chinese numerals followed by a unit or
 /// share ("十二个月", "百分之五十", "二倍"). Article and chapter numbers ("第十二条") are
@@ -163,6 +165,14 @@ pub fn has_answer(t: AnswerType, sentence: &str) -> bool {
 /// heading "设置就业创业服务窗口" names a place only with the question's own word (窗口); the
 /// answer names another (综合便民服务中心).
 pub fn has_answer_beyond(t: AnswerType, sentence: &str, question: &str) -> bool {
+    // The question words themselves ("什么时候" holds 时) say nothing about the answer.
+    let mut question = question.to_string();
+    for (_, words) in RULES {
+        for w in *words {
+            question = question.replace(w, " ");
+        }
+    }
+    let question = question.as_str();
     let any = |ws: &[&str]| {
         ws.iter()
             .any(|w| sentence.contains(w) && !question.contains(w))
@@ -337,6 +347,12 @@ mod tests {
         );
         let r = rank_sentences("乡镇街道的就业创业服务窗口设在哪里？", &[e]);
         assert!(r[0].text.contains("综合便民服务中心"), "{r:?}");
+        // "什么时候" asks for a time; its own 时 does not rule out "……交接时支付".
+        assert!(has_answer_beyond(
+            AnswerType::Time,
+            "用人单位依法向劳动者支付经济补偿的，应当在办理工作交接时支付。",
+            "经济补偿什么时候支付？"
+        ));
     }
 
     #[test]
