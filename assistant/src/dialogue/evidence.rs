@@ -48,9 +48,9 @@ const SHORT_FORMS: &[(&str, &str)] = &[
     ("退伍", "退役"),
 ];
 
-/// The question with the documents' words for its short forms added ("单位欠缴社保会有什么
-///后果？" + 社会保险): the law says 社会保险费, never 社保, and the search and the gate
-/// would otherwise miss the article that answers.
+/// The question with the documents' words for its short forms added
+/// ("单位欠缴社保会有什么后果？" + 社会保险): the law says 社会保险费, never 社保, and the
+/// search and the gate would otherwise miss the article that answers.
 pub fn with_document_words(query: &str) -> String {
     let mut out = query.to_string();
     for (short, full) in SHORT_FORMS {

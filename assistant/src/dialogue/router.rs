@@ -48,16 +48,7 @@ const WAGE: &[&str] = &[
 ];
 /// Pay, and what goes wrong with it: a message with one of each is a wage dispute however it is
 /// phrased ("拖欠我三个月工资", "工资一直没发", "老板扣了我的加班费").
-const PAY: &[&str] = &[
-    "工资",
-    "薪水",
-    "薪资",
-    "工钱",
-    "劳务费",
-    "加班费",
-    "血汗钱",
-    "报酬",
-];
+const PAY: &[&str] = &["工资", "薪水", "薪资", "工钱", "劳务费", "加班费", "血汗钱"];
 const PAY_WRONG: &[&str] = &[
     "拖欠",
     "欠我",
@@ -371,11 +362,8 @@ const POLICY: &[&str] = &[
     "多少天",
     "多长时间",
     "几年",
-    "最多",
-    "最长",
     "照顾",
     "报酬",
-    "经历",
     "登记",
     "降薪",
     "调岗",
