@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use assistant::config::Config;
-use assistant::dialogue::{Assistant, Event, TurnRequest, NOT_COVERED_REPLY};
-use assistant::domain::{Caller, Channel};
+use assistant::dialogue::{Assistant, Event, NOT_COVERED_REPLY};
+use assistant::domain::Channel;
 use eval::answers_eval::{self, Item, Transcript, Verdict};
 
 /// Options of one run.
@@ -28,14 +28,7 @@ pub struct Options {
 async fn transcript(a: &Assistant, question: &str) -> anyhow::Result<Transcript> {
     let (session, _) = a.create_session(Channel::Bench).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
-    let req = TurnRequest {
-        caller: Caller::Citizen {
-            session,
-            channel: Channel::Bench,
-        },
-        message: question.to_string(),
-        profile: None,
-    };
+    let req = crate::chat_bench::bench_request(session, question);
     let start = Instant::now();
     let collect = async {
         let mut t = Transcript::default();

@@ -36,6 +36,18 @@ pub enum TurnResult {
     Failed(String),
 }
 
+/// A citizen's turn on the benchmark channel.
+pub fn bench_request(session: SessionId, question: &str) -> TurnRequest {
+    TurnRequest {
+        caller: Caller::Citizen {
+            session,
+            channel: Channel::Bench,
+        },
+        message: question.to_string(),
+        profile: None,
+    }
+}
+
 /// Runs one turn and times it.
 pub async fn timed_turn(a: &Assistant, question: &str, session: Option<SessionId>) -> TurnResult {
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
@@ -47,14 +59,7 @@ pub async fn timed_turn(a: &Assistant, question: &str, session: Option<SessionId
             Err(e) => return TurnResult::Failed(e.to_string()),
         },
     };
-    let req = TurnRequest {
-        caller: Caller::Citizen {
-            session,
-            channel: Channel::Bench,
-        },
-        message: question.to_string(),
-        profile: None,
-    };
+    let req = bench_request(session, question);
     let collect = async {
         let mut first = None;
         let mut chars = 0;

@@ -42,9 +42,14 @@ pub fn figures(kb: &dyn Retrieve, items: &[Item], k: usize) -> anyhow::Result<Ve
 
 /// (false not-covered rate, false answered rate) at thresholds `cfg`.
 pub fn operating_point(items: &[Item], figs: &[GateFigures], cfg: &DialogueConfig) -> (f64, f64) {
+    rates(items, figs, |f| f.passes(cfg))
+}
+
+/// (false not-covered rate, false answered rate) when `pass` decides.
+fn rates(items: &[Item], figs: &[GateFigures], pass: impl Fn(&GateFigures) -> bool) -> (f64, f64) {
     let (mut fn_, mut cov, mut fp, mut unc) = (0, 0, 0, 0);
     for (it, f) in items.iter().zip(figs) {
-        let pass = f.passes(cfg);
+        let pass = pass(f);
         if it.covered {
             cov += 1;
             fn_ += usize::from(!pass);
@@ -98,24 +103,10 @@ pub fn print(items: &[Item], figs: &[GateFigures], cfg: &DialogueConfig) {
     for shared in [2usize, 3, 4, 5] {
         let mut row = format!("  ≥{shared} terms:");
         for overlap in [0.3f32, 0.4, 0.5, 0.6] {
-            let (mut fn_, mut cov, mut fp, mut unc) = (0, 0, 0, 0);
-            for (it, f) in items.iter().zip(figs) {
-                let pass = f.hits > 0
-                    && f.best_dense >= cfg.min_dense_score
-                    && (f.coverage >= overlap || f.shared >= shared);
-                if it.covered {
-                    cov += 1;
-                    fn_ += usize::from(!pass);
-                } else {
-                    unc += 1;
-                    fp += usize::from(pass);
-                }
-            }
-            row.push_str(&format!(
-                "  {overlap:.1}→({:.3},{:.3})",
-                fn_ as f64 / cov.max(1) as f64,
-                fp as f64 / unc.max(1) as f64
-            ));
+            let (a, b) = rates(items, figs, |f| {
+                f.passes_at(cfg.min_dense_score, overlap, shared)
+            });
+            row.push_str(&format!("  {overlap:.1}→({a:.3},{b:.3})"));
         }
         println!("{row}");
     }

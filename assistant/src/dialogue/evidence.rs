@@ -31,8 +31,13 @@ impl GateFigures {
     /// tells a story ("干了两个月一分钱没拿到，……") holds many terms no document has; enough
     /// terms shared with one sentence count as coverage too.
     pub fn passes(&self, cfg: &DialogueConfig) -> bool {
-        let covered = self.coverage >= cfg.min_term_overlap || self.shared >= MIN_SHARED_TERMS;
-        self.hits > 0 && self.best_dense >= cfg.min_dense_score && covered
+        self.passes_at(cfg.min_dense_score, cfg.min_term_overlap, MIN_SHARED_TERMS)
+    }
+
+    /// [`Self::passes`] at explicit thresholds (the evaluation's sweep).
+    pub fn passes_at(&self, min_dense: f32, min_overlap: f32, min_shared: usize) -> bool {
+        let covered = self.coverage >= min_overlap || self.shared >= min_shared;
+        self.hits > 0 && self.best_dense >= min_dense && covered
     }
 }
 
