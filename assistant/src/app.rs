@@ -7,7 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bus::{EventBus, LocalBus};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::console::Workspace;
 use crate::dialogue::Assistant;
 use crate::guard::client_ip::TrustedProxies;
 use crate::guard::{InFlight, RateLimiter};
@@ -52,6 +55,7 @@ pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 pub struct Application {
     cfg: Config,
     assistant: Assistant,
+    clock: SharedClock,
 }
 
 impl Application {
@@ -60,13 +64,24 @@ impl Application {
         Ok(Self {
             cfg: cfg.clone(),
             assistant: assemble(cfg, progress).await?,
+            clock: Arc::new(SystemClock),
         })
     }
 
     /// An application around an assistant built elsewhere (a second listener over the same
     /// parts; tests over fake models).
     pub fn from_parts(cfg: Config, assistant: Assistant) -> Self {
-        Self { cfg, assistant }
+        Self {
+            cfg,
+            assistant,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same application reading time from `clock` (console expiry, lockout, SLA), so
+    /// tests move time instead of sleeping.
+    pub fn with_clock(self, clock: SharedClock) -> Self {
+        Self { clock, ..self }
     }
 
     /// The assistant (for `leye ask` and the eval runner, which need no socket).
@@ -91,8 +106,15 @@ impl Application {
             keep_after_done: Duration::from_secs(s.resume_window_secs),
             ..HubConfig::default()
         }));
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+        let workspace = Workspace::new(
+            self.assistant.db().clone(),
+            bus.clone(),
+            self.clock.clone(),
+            cfg.console.clone(),
+        );
         let state = Arc::new(AppState {
-            assistant: self.assistant,
+            assistant: self.assistant.with_bus(bus),
             server: s.clone(),
             privacy: cfg.privacy.clone(),
             ip_limiter: RateLimiter::new(s.ip_per_minute, s.ip_burst),
@@ -102,6 +124,7 @@ impl Application {
             in_flight_ip: InFlight::new(s.max_in_flight_per_ip),
             proxies: TrustedProxies::new(&s.trusted_proxies),
             hub,
+            workspace,
         });
         crate::serve::listen(state, cfg.privacy.retention_days, stop)
             .await

@@ -660,3 +660,141 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What `leye counselor` does.
+pub enum CounselorAction {
+    /// A new account.
+    Add {
+        /// Login name.
+        username: String,
+        /// Name shown to citizens.
+        name: String,
+        /// counselor | supervisor | admin.
+        role: String,
+        /// Read the password from stdin instead of generating one.
+        password_stdin: bool,
+    },
+    /// Every account.
+    List,
+    /// Disable (and sign out everywhere).
+    Disable(String),
+    /// Enable again.
+    Enable(String),
+    /// A new password (signs out everywhere, clears a lockout).
+    ResetPassword {
+        /// Login name.
+        username: String,
+        /// Read it from stdin instead of generating one.
+        password_stdin: bool,
+    },
+}
+
+/// The initial or new password: read from stdin (one line), or generated and printed once.
+fn new_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    use assistant::console::accounts;
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        accounts::check_new_password(&pw)?;
+        Ok((pw, false))
+    } else {
+        Ok((accounts::generate_password(), true))
+    }
+}
+
+/// `leye counselor …`: accounts of the counselor console, in the configured database.
+pub fn counselor(cfg: &Config, action: CounselorAction) -> anyhow::Result<()> {
+    use assistant::console::{accounts, Role};
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async {
+        let db = assistant::store::Db::open(&cfg.database_url()).await?;
+        let now = assistant::store::now_ms();
+        match action {
+            CounselorAction::Add {
+                username,
+                name,
+                role,
+                password_stdin,
+            } => {
+                let username = username.trim().to_string();
+                anyhow::ensure!(
+                    !username.is_empty()
+                        && username.len() <= 64
+                        && username
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                    "username: use 1-64 letters, digits, '.', '_' or '-'"
+                );
+                let name = assistant::guard::clean_input(&name);
+                anyhow::ensure!(
+                    !name.is_empty() && name.chars().count() <= 32,
+                    "--name: 1-32 characters"
+                );
+                let role = Role::parse(&role)
+                    .ok_or_else(|| anyhow::anyhow!("--role: counselor, supervisor or admin"))?;
+                let (pw, generated) = new_password(password_stdin)?;
+                let hash = accounts::hash_password(&pw)?;
+                let added = db
+                    .add_counselor(&username, &name, role.as_str(), &hash, now)
+                    .await?;
+                anyhow::ensure!(added.is_some(), "username {username:?} is taken");
+                println!("added {username} ({name}, {})", role.as_str());
+                if generated {
+                    println!("initial password (shown once): {pw}");
+                }
+            }
+            CounselorAction::List => {
+                for c in db.counselors().await? {
+                    let state = if c.disabled {
+                        "disabled"
+                    } else if c.locked_until > now {
+                        "locked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<20} {:<12} {:<10} {}",
+                        c.username, c.role, state, c.display_name
+                    );
+                }
+            }
+            CounselorAction::Disable(u) | CounselorAction::Enable(u) if u.is_empty() => {
+                anyhow::bail!("a username is needed")
+            }
+            CounselorAction::Disable(u) => {
+                anyhow::ensure!(
+                    db.set_counselor_disabled(&u, true, now).await?,
+                    "no account {u:?}"
+                );
+                println!("disabled {u}; signed out everywhere");
+            }
+            CounselorAction::Enable(u) => {
+                anyhow::ensure!(
+                    db.set_counselor_disabled(&u, false, now).await?,
+                    "no account {u:?}"
+                );
+                println!("enabled {u}");
+            }
+            CounselorAction::ResetPassword {
+                username,
+                password_stdin,
+            } => {
+                let (pw, generated) = new_password(password_stdin)?;
+                let hash = accounts::hash_password(&pw)?;
+                anyhow::ensure!(
+                    db.set_counselor_password(&username, &hash, now).await?,
+                    "no account {username:?}"
+                );
+                println!("password of {username} reset; signed out everywhere");
+                if generated {
+                    println!("new password (shown once): {pw}");
+                }
+            }
+        }
+        db.close().await;
+        Ok(())
+    })
+}

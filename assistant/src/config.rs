@@ -38,6 +38,40 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     /// What is kept about citizens, and for how long.
     pub privacy: PrivacyConfig,
+    /// The counselor console: sign-in sessions, lockout, queue SLA.
+    pub console: ConsoleConfig,
+}
+
+/// Counselor console settings (config section `console`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Mark the sign-in cookie `Secure` (set it when the console is served over TLS, e.g.
+    /// behind a reverse proxy; default false so that http://127.0.0.1 works).
+    pub cookie_secure: bool,
+    /// Minutes without a request after which a console sign-in expires (default 30).
+    pub idle_timeout_minutes: u64,
+    /// Hours after which a console sign-in expires however active (default 12).
+    pub absolute_timeout_hours: u64,
+    /// Failed sign-ins in a row before the account is locked (default 5).
+    pub max_failed_logins: i64,
+    /// First lockout, seconds (default 300); each further failure doubles it, up to an hour.
+    pub lockout_secs: u64,
+    /// Minutes a citizen may wait before the queue highlights the item (default 10).
+    pub sla_minutes: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            cookie_secure: false,
+            idle_timeout_minutes: 30,
+            absolute_timeout_hours: 12,
+            max_failed_logins: 5,
+            lockout_secs: 300,
+            sla_minutes: 10,
+        }
+    }
 }
 
 /// Dialogue settings (config section `dialogue`).
@@ -223,8 +257,6 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpRange>,
     /// Bearer token for `/metrics`. Unset: `/metrics` answers only loopback peers.
     pub metrics_token: Option<Secret>,
-    /// Bearer token for `/api/v1/console/*`; unset: the console API answers 503.
-    pub console_token: Option<Secret>,
     /// Seconds in-flight answers get to finish at shutdown (default 30).
     pub shutdown_grace_secs: u64,
 }
@@ -252,7 +284,6 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             metrics_token: None,
-            console_token: None,
             shutdown_grace_secs: 30,
         }
     }
@@ -335,6 +366,7 @@ impl Default for Config {
             dialogue: Default::default(),
             knowledge: KnowledgeConfig::default(),
             privacy: PrivacyConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -494,10 +526,7 @@ impl Config {
         if self.server.max_message_chars == 0 {
             bad.push("server.max_message_chars: must be at least 1".into());
         }
-        for (key, token) in [
-            ("server.console_token", &self.server.console_token),
-            ("server.metrics_token", &self.server.metrics_token),
-        ] {
+        for (key, token) in [("server.metrics_token", &self.server.metrics_token)] {
             if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
                 bad.push(format!("{key}: use at least 16 characters"));
             }
@@ -514,6 +543,19 @@ impl Config {
             if v == 0 {
                 bad.push(format!("{key}: must be at least 1"));
             }
+        }
+        let c = &self.console;
+        for (key, v) in [
+            ("console.idle_timeout_minutes", c.idle_timeout_minutes),
+            ("console.absolute_timeout_hours", c.absolute_timeout_hours),
+            ("console.lockout_secs", c.lockout_secs),
+        ] {
+            if v == 0 {
+                bad.push(format!("{key}: must be at least 1"));
+            }
+        }
+        if c.max_failed_logins < 1 {
+            bad.push("console.max_failed_logins: must be at least 1".into());
         }
         if sv.max_connections == 0 {
             bad.push("server.max_connections: must be at least 1".into());

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use serde_json::json;
+
+use crate::bus::{BusEvent, EventBus, LocalBus, Topic};
 use crate::domain::{Caller, HandoffReason, Intent, SessionId};
 use crate::metrics::Metrics;
 use crate::store::{Db, DbError};
@@ -56,12 +59,13 @@ pub fn reply(reason: HandoffReason, position: i64, service_hours: &str) -> Strin
     msg
 }
 
-/// Creates escalations and records them.
+/// Creates escalations and records them; the console hears of each on the bus.
 #[derive(Debug, Clone)]
 pub struct Handoffs {
     db: Db,
     metrics: Arc<Metrics>,
     service_hours: String,
+    bus: Arc<dyn EventBus>,
 }
 
 impl Handoffs {
@@ -71,7 +75,14 @@ impl Handoffs {
             db,
             metrics,
             service_hours,
+            // Nobody listens until the service attaches its bus ([`Handoffs::with_bus`]).
+            bus: Arc::new(LocalBus::new(16)),
         }
+    }
+
+    /// The same, announcing escalations on `bus`.
+    pub fn with_bus(self, bus: Arc<dyn EventBus>) -> Self {
+        Self { bus, ..self }
     }
 
     /// Puts the session in the queue (or finds its open escalation) and returns the details
@@ -89,6 +100,12 @@ impl Handoffs {
             .escalate(session, reason.as_str(), intent.as_str(), &summary)
             .await?;
         self.metrics.handoff(reason);
+        self.bus.publish(BusEvent {
+            topic: Topic::Console,
+            seq: None,
+            name: "queue".into(),
+            data: json!({"kind": "queue", "escalation_id": esc.id}),
+        });
         let info = HandoffInfo {
             status: esc.status,
             ticket_id: esc.id,

@@ -9,6 +9,8 @@
 //! - [`domain`]: session ids and tokens, caller, channel, rating: parsed once at the edge.
 //! - [`guard`]: PII masking, input hygiene, rate and in-flight limits, client address.
 //! - [`handoff`]: escalation to counselors and what the citizen is told.
+//! - [`console`]: the counselor workspace: accounts, sign-in, queue, claim, reply, audit.
+//! - [`bus`]: the event bus between counselors and citizens' streams; [`clock`]: injectable time.
 //! - [`turns`]: numbered, resumable turn events; turns nobody listens to are abandoned.
 //! - [`dialogue`]: router, memory, job search, evidence gate, prompt, verifier: one turn.
 //! - [`store`]: conversations in SQLite or PostgreSQL (sqlx), one set of migrations.
@@ -19,7 +21,10 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod bus;
+pub mod clock;
 pub mod config;
+pub mod console;
 pub mod dialogue;
 pub mod domain;
 pub mod guard;

@@ -48,12 +48,55 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Counselor console accounts (argon2id passwords; roles counselor, supervisor, admin).
+    Counselor {
+        #[command(subcommand)]
+        command: CounselorCommand,
+    },
     /// Run the service: ingest the bundled knowledge when new or changed, load the models,
     /// serve the API and the web chat on `server.bind` (default http://127.0.0.1:8080/).
     Serve {
         /// Listen here instead of `server.bind`.
         #[arg(long)]
         bind: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CounselorCommand {
+    /// Add an account; the initial password is printed once (or read from stdin).
+    Add {
+        /// Login name (letters, digits, '.', '_', '-').
+        username: String,
+        /// Name shown to citizens ("职业指导师 NAME 已接入").
+        #[arg(long)]
+        name: String,
+        /// counselor, supervisor or admin.
+        #[arg(long, default_value = "counselor")]
+        role: String,
+        /// Read the password (one line) from stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts with role and state.
+    List,
+    /// Disable an account and sign it out everywhere.
+    Disable {
+        /// Login name.
+        username: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Login name.
+        username: String,
+    },
+    /// Set a new password (printed once, or read from stdin); signs out everywhere.
+    ResetPassword {
+        /// Login name.
+        username: String,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -127,6 +170,34 @@ fn main() -> std::process::ExitCode {
             Command::Ingest { paths, remove } => cli::ingest(&cfg, &paths, &remove),
             Command::Search(args) => cli::search(&cfg, &args),
             Command::Ask { question, session } => cli::ask(&cfg, &question, session),
+            Command::Counselor { command } => cli::counselor(
+                &cfg,
+                match command {
+                    CounselorCommand::Add {
+                        username,
+                        name,
+                        role,
+                        password_stdin,
+                    } => cli::CounselorAction::Add {
+                        username,
+                        name,
+                        role,
+                        password_stdin,
+                    },
+                    CounselorCommand::List => cli::CounselorAction::List,
+                    CounselorCommand::Disable { username } => {
+                        cli::CounselorAction::Disable(username)
+                    }
+                    CounselorCommand::Enable { username } => cli::CounselorAction::Enable(username),
+                    CounselorCommand::ResetPassword {
+                        username,
+                        password_stdin,
+                    } => cli::CounselorAction::ResetPassword {
+                        username,
+                        password_stdin,
+                    },
+                },
+            ),
             Command::Serve { bind } => {
                 let mut cfg = cfg;
                 if let Some(b) = bind {

@@ -259,6 +259,116 @@ async fn races(db: &Db) {
     }
 }
 
+/// Two counselors claim the same escalation at once, 50 times: exactly one wins each time and
+/// the row names the winner; the loser's claim changes nothing.
+async fn claims(db: &Db) {
+    let now = assistant::store::now_ms();
+    let a = db
+        .add_counselor("race-a", "甲", "counselor", "x", now)
+        .await
+        .expect("add")
+        .expect("new");
+    let b = db
+        .add_counselor("race-b", "乙", "counselor", "x", now)
+        .await
+        .expect("add")
+        .expect("new");
+    assert!(
+        db.add_counselor("race-a", "重名", "counselor", "x", now)
+            .await
+            .expect("add")
+            .is_none(),
+        "a taken name is refused"
+    );
+    for round in 0..50 {
+        let (sid, _) = new_session(db).await;
+        let (e, _) = db
+            .escalate(&sid, "explicit", "handoff", "")
+            .await
+            .expect("escalate");
+        let ta = {
+            let (db, id, c) = (db.clone(), e.id.clone(), a.id.clone());
+            tokio::spawn(async move { db.claim(&id, &c, now).await })
+        };
+        let tb = {
+            let (db, id, c) = (db.clone(), e.id.clone(), b.id.clone());
+            tokio::spawn(async move { db.claim(&id, &c, now).await })
+        };
+        let wa = ta.await.expect("join").expect("claim a");
+        let wb = tb.await.expect("join").expect("claim b");
+        assert!(wa ^ wb, "round {round}: exactly one wins (a {wa}, b {wb})");
+        let row = db.escalation(&e.id).await.expect("q").expect("row");
+        let winner = if wa { &a.id } else { &b.id };
+        assert_eq!(row.assignee.as_ref(), Some(winner), "round {round}");
+        assert_eq!(row.status, "assigned");
+        assert!(db
+            .close_escalation(&e.id, "resolved", Some("answered"), now)
+            .await
+            .expect("close"));
+        assert!(
+            !db.close_escalation(&e.id, "resolved", Some("answered"), now)
+                .await
+                .expect("close"),
+            "closed once"
+        );
+    }
+    // The audit log: appended in order, filtered by name, action and time on both databases.
+    for (i, (who, action)) in [
+        ("race-a", "claim"),
+        ("race-b", "reply"),
+        ("race-a", "reply"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        db.audit(&assistant::store::AuditRow {
+            seq: 0,
+            at: 1_000 + i as i64,
+            counselor_id: None,
+            username: who.to_string(),
+            action: action.to_string(),
+            target: "e".into(),
+            detail: String::new(),
+            client_ip: "127.0.0.1".into(),
+        })
+        .await
+        .expect("audit");
+    }
+    let f = |username: Option<&str>, action: Option<&str>, since: Option<i64>| {
+        assistant::store::AuditFilter {
+            username: username.map(str::to_string),
+            action: action.map(str::to_string),
+            since,
+            until: Some(2_000),
+            limit: 100,
+        }
+    };
+    let all = db.audit_entries(&f(None, None, None)).await.expect("audit");
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    assert_eq!(
+        db.audit_entries(&f(Some("race-a"), None, None))
+            .await
+            .expect("a")
+            .len(),
+        2
+    );
+    assert_eq!(
+        db.audit_entries(&f(Some("race-a"), Some("reply"), None))
+            .await
+            .expect("a")
+            .len(),
+        1
+    );
+    assert_eq!(
+        db.audit_entries(&f(None, None, Some(1_001)))
+            .await
+            .expect("a")
+            .len(),
+        2
+    );
+}
+
 #[tokio::test]
 async fn sqlite_store_works_and_marks_cut_off_answers_incomplete() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -289,6 +399,7 @@ async fn sqlite_orders_and_uniqueness_hold_under_concurrency() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&Db::sqlite_url(dir.path())).await.expect("open");
     races(&db).await;
+    claims(&db).await;
 }
 
 #[tokio::test]
@@ -312,7 +423,7 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     let db = Db::open(&url).await.expect("migrate to the current schema");
     assert_eq!(
         db.schema_versions().await.expect("versions"),
-        [1, 2, 3],
+        [1, 2, 3, 4],
         "version 1 recorded from the old migrator, later versions applied"
     );
     let waiting = db.waiting().await.expect("q");
@@ -375,7 +486,7 @@ async fn old_complete_database_is_taken_over(url: &str) {
         db.close().await;
     }
     let db = Db::open(url).await.expect("take over");
-    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2, 3]);
+    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2, 3, 4]);
     let (s, t) = new_session(&db).await;
     db.close().await;
     let db = Db::open(url).await.expect("second start");
@@ -495,7 +606,10 @@ async fn postgres_replicas_starting_together_migrate_once() {
     for o in opens {
         dbs.push(o.await.expect("join").expect("every replica starts"));
     }
-    assert_eq!(dbs[0].schema_versions().await.expect("versions"), [1, 2, 3]);
+    assert_eq!(
+        dbs[0].schema_versions().await.expect("versions"),
+        [1, 2, 3, 4]
+    );
     for db in dbs.drain(1..) {
         db.close().await;
     }
@@ -518,5 +632,6 @@ async fn postgres_orders_and_uniqueness_hold_under_concurrency() {
         return;
     };
     races(&db).await;
+    claims(&db).await;
     drop_postgres(db, name, admin).await;
 }

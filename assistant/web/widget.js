@@ -9,6 +9,8 @@
  * in a URL. After a network drop the widget resumes the answer's event stream from the last
  * event id it saw (GET …/turns/{turn}/events with Last-Event-ID), and falls back to the stored
  * transcript, so a question is never sent twice. "删除记录" deletes the conversation.
+ * Counselors' replies arrive on the session's event stream (GET …/events, resumed with
+ * Last-Event-ID); while a counselor holds the conversation, messages go to them, not the model.
  */
 (function () {
   "use strict";
@@ -26,6 +28,8 @@
     ".leye-msg{max-width:86%;margin:8px 0;padding:9px 12px;border-radius:12px;line-height:1.6;white-space:pre-wrap;word-break:break-word}",
     ".leye-user{margin-left:auto;background:#c8102e;color:#fff;border-bottom-right-radius:4px}",
     ".leye-bot{background:#f1f3f6;border-bottom-left-radius:4px}",
+    ".leye-counselor{background:#e0f2fe;border:1px solid #7dd3fc;border-bottom-left-radius:4px}",
+    ".leye-who{display:block;font-size:12px;color:#0369a1;margin-bottom:2px}",
     ".leye-sys{margin:8px auto;background:#fff7e6;color:#8a5a00;font-size:13px;text-align:center;max-width:95%}",
     ".leye-cites{margin-top:6px;font-size:13px;color:#555}",
     ".leye-cites summary{cursor:pointer;color:#1d4ed8}",
@@ -113,7 +117,8 @@
     return fetch(base + "/api/v1/sessions", { method: "POST" }).then(function (r) {
       return r.json().then(function (b) {
         if (!r.ok) throw new Error((b.error && b.error.message) || ("请求失败（" + r.status + "）"));
-        setSession({ id: b.session_id, token: b.session_token });
+        setSession({ id: b.session_id, token: b.session_token, ev: 0 });
+        listenEvents();
         return session;
       });
     });
@@ -205,19 +210,27 @@
     else if (name === "citations") renderCitations(ctx.bubble, data.citations);
     else if (name === "jobs") renderJobs(ctx.bubble, data.jobs, data.relaxed);
     else if (name === "handoff") sys("已转人工，当前排队第" + data.position + "位");
-    else if (name === "done") { ctx.done = true; renderFeedback(ctx.bubble, ctx.turnId); }
+    else if (name === "done") {
+      ctx.done = true;
+      if (!data.answer && !ctx.text.textContent) {
+        // A counselor holds the conversation: the message went to them, not the model.
+        ctx.bubble.remove();
+        status.textContent = "已发送给职业指导师";
+      } else renderFeedback(ctx.bubble, ctx.turnId);
+    }
     else if (name === "error") { ctx.done = true; sys(data.message || "服务暂时不可用"); }
     scroll();
   }
 
-  // Reads an SSE body from fetch: blocks separated by a blank line, "event:" and "data:" lines.
-  function readSse(resp, ctx) {
+  // Reads an SSE body from fetch: blocks separated by a blank line, "event:", "data:" and
+  // "id:" lines; stops early when keepGoing() turns false.
+  function readEvents(resp, onEvent, keepGoing) {
     var reader = resp.body.getReader();
     var decoder = new TextDecoder();
     var buf = "";
     function pump() {
       return reader.read().then(function (r) {
-        if (r.done) return;
+        if (r.done || (keepGoing && !keepGoing())) return;
         buf += decoder.decode(r.value, { stream: true });
         var idx;
         while ((idx = buf.indexOf("\n\n")) >= 0) {
@@ -228,15 +241,21 @@
             else if (line.indexOf("data:") === 0) data += line.slice(5).replace(/^ /, "");
             else if (line.indexOf("id:") === 0) id = parseInt(line.slice(3).trim(), 10);
           });
-          // Events are numbered; one already shown (after a resume) is not shown twice.
-          if (id != null && id <= ctx.lastId) continue;
-          if (id != null) ctx.lastId = id;
-          if (data) { try { handleEvent(name, JSON.parse(data), ctx); } catch (e) { /* keep reading */ } }
+          onEvent(name, data, id);
         }
         return pump();
       });
     }
     return pump();
+  }
+
+  function readSse(resp, ctx) {
+    return readEvents(resp, function (name, data, id) {
+      // Events are numbered; one already shown (after a resume) is not shown twice.
+      if (id != null && id <= ctx.lastId) return;
+      if (id != null) ctx.lastId = id;
+      if (data) { try { handleEvent(name, JSON.parse(data), ctx); } catch (e) { /* keep reading */ } }
+    });
   }
 
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
@@ -309,6 +328,44 @@
     }).catch(function () { if (!ctx.done && attempt < 8) return recover(question, ctx, attempt); });
   }
 
+  // The session's event stream: what counselors do. Numbered events; the last one seen is
+  // kept with the session so a reload or a reconnect shows each exactly once.
+  var events = null;
+  function showEvent(name, data) {
+    if (name === "counselor_joined") sys(data.text || ("职业指导师 " + data.name + " 已接入"));
+    else if (name === "counselor_message") {
+      var m = say("leye-counselor", "");
+      m.appendChild(el("span", "leye-who", "职业指导师 " + (data.name || "")));
+      m.appendChild(el("span", "leye-text", data.text));
+      status.textContent = "";
+      scroll();
+    } else if (name === "status" && data.text) sys(data.text);
+  }
+  function listenEvents(attempt) {
+    attempt = attempt || 0;
+    if (!session || (events && events.session === session.id)) return;
+    var mine = { session: session.id, stop: false };
+    events = mine;
+    var h = headers(false);
+    h["Accept"] = "text/event-stream";
+    h["Last-Event-ID"] = String(session.ev || 0);
+    fetch(sessionUrl("/events"), { headers: h }).then(function (resp) {
+      if (resp.status === 404) { mine.stop = true; return; }
+      if (!resp.ok) throw new Error("status " + resp.status);
+      attempt = 0;
+      return readEvents(resp, function (name, data, id) {
+        if (id == null || !session || id <= (session.ev || 0)) return;
+        session.ev = id; setSession(session);
+        try { showEvent(name, JSON.parse(data)); } catch (e) { /* keep reading */ }
+      }, function () { return events === mine; });
+    }).catch(function () { /* reconnect below */ }).then(function () {
+      if (events !== mine || mine.stop || !session) { if (events === mine) events = null; return; }
+      events = null;
+      setTimeout(function () { listenEvents(attempt + 1); }, Math.min(1000 * Math.pow(2, attempt), 30000));
+    });
+  }
+  if (session) listenEvents();
+
   var busy = false;
   bar.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -339,6 +396,7 @@
     fetch(sessionUrl(), { method: "DELETE", headers: headers(false) }).then(function (r) {
       if (!r.ok && r.status !== 404) throw new Error("status " + r.status);
       setSession(null);
+      events = null;
       while (log.firstChild) log.removeChild(log.firstChild);
       sys("对话记录已删除");
     }).catch(function () { sys("删除失败，请稍后再试"); });

@@ -161,5 +161,6 @@ pub fn has_chinese(s: &str) -> bool {
 }
 
 pub mod cdp;
+pub mod console;
 pub mod fakes;
 pub mod service;

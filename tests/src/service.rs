@@ -27,9 +27,6 @@ pub struct TestService {
 /// The day job validity is judged on in tests (the sample listings are generated around it).
 pub const TODAY: &str = "2026-11-25";
 
-/// Token of the counselor console API in tests.
-pub const CONSOLE_TOKEN: &str = "test-console-token-0123456789";
-
 #[derive(Clone)]
 struct LogSink(Arc<Mutex<Vec<u8>>>);
 
@@ -66,7 +63,6 @@ pub fn service() -> &'static TestService {
         cfg.llm.path = Some(crate::llm_path());
         cfg.embedder.path = Some(crate::embedder_path());
         cfg.server.bind = "127.0.0.1:0".into();
-        cfg.server.console_token = Some(assistant::config::Secret::new(CONSOLE_TOKEN));
         cfg.server.ip_per_minute = 10_000;
         cfg.server.ip_burst = 10_000;
         cfg.server.session_per_minute = 6;
@@ -146,6 +142,27 @@ impl TestService {
         self.runtime
             .block_on(async move { db.waiting().await })
             .expect("query the database")
+    }
+
+    /// Adds a counselor account (once per name in this binary) and signs it in.
+    pub fn counselor(
+        &self,
+        username: &str,
+        role: assistant::console::Role,
+    ) -> crate::console::Console {
+        static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let password = format!("pw-{username}-0123456789");
+        let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+        if !made.contains(&username.to_string()) {
+            let db = self.running.state.assistant.db().clone();
+            let name = format!("指导师{username}");
+            self.runtime.block_on(crate::console::add_account(
+                &db, username, &name, role, &password,
+            ));
+            made.push(username.to_string());
+        }
+        drop(made);
+        crate::console::Console::login(&self.base, username, &password).expect("sign in")
     }
 
     /// A second listener over the same assistant with a changed server config (limits,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use knowledge::jobs::JobListing;
 use serde_json::{json, Value};
-use tests::service::{client, service, Citizen, CONSOLE_TOKEN, TODAY};
+use tests::service::{client, service, Citizen, TODAY};
 
 fn chat(body: Value) -> Value {
     let r = client()
@@ -121,23 +121,20 @@ fn asking_for_a_person_creates_an_escalation_in_the_console_queue() {
         v["answer"].as_str().expect("answer").contains("排在第"),
         "{v}"
     );
-    let url = format!("{}/api/v1/console/queue", service().base);
+    let url = format!("{}/console/api/queue", service().base);
     let denied = client().get(&url).send().expect("request");
     assert_eq!(denied.status(), 401);
     let body: Value = denied.json().expect("json");
-    assert_eq!(body["error"]["code"], "unauthorized");
-    let q: Value = client()
-        .get(&url)
-        .bearer_auth(CONSOLE_TOKEN)
-        .send()
-        .expect("request")
-        .json()
-        .expect("json");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    let (status, q) = service()
+        .counselor("queue-reader", assistant::console::Role::Counselor)
+        .get("/console/api/queue");
+    assert_eq!(status, 200, "{q}");
     let queue = q["queue"].as_array().expect("queue");
     assert!(
-        queue
-            .iter()
-            .any(|e| e["ticket_id"] == h["ticket_id"] && e["session_id"] == v["session_id"]),
+        queue.iter().any(|e| e["id"] == h["ticket_id"]
+            && e["status"] == "waiting"
+            && e["reason"] == "explicit"),
         "{q}"
     );
     // The explicit endpoint (the widget's 转人工 button) returns the same open ticket.

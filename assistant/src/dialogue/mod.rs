@@ -18,6 +18,7 @@
 //! escalations are [`crate::handoff`]'s.
 
 mod answer;
+mod assist;
 pub mod evidence;
 pub mod focus;
 pub mod jobs;
@@ -27,6 +28,7 @@ pub mod router;
 pub mod seam;
 pub mod verify;
 
+pub use assist::{AiSummary, Draft};
 pub use prompt::build_prompt;
 
 use std::collections::HashMap;
@@ -219,6 +221,12 @@ impl Assistant {
             sessions: Mutex::new(HashMap::new()),
             districts: self.districts.clone(),
         }
+    }
+
+    /// The same assistant, announcing escalations on `bus` (the console's queue stream).
+    pub fn with_bus(mut self, bus: Arc<dyn crate::bus::EventBus>) -> Self {
+        self.handoffs = self.handoffs.with_bus(bus);
+        self
     }
 
     /// Builds the router by embedding its exemplars.

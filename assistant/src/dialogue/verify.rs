@@ -36,7 +36,7 @@ pub struct Evidence {
 }
 
 /// A citation as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Citation {
     /// Evidence number.
     pub n: usize,

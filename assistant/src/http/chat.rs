@@ -135,6 +135,36 @@ async fn start(
     tokio::spawn(async move {
         // The slots are held until the turn ends, not until the connection does.
         let _slots = (slot_session, slot_ip);
+        // While a counselor holds the conversation, the message is theirs, not the model's.
+        match st.workspace.relay(&req.caller, &req.message).await {
+            Ok(Some(message_id)) => {
+                let _ = tx
+                    .send(Event::Meta {
+                        session_id: req.caller.session().to_string(),
+                        turn_id: message_id,
+                        intent: crate::domain::Intent::Handoff,
+                        rewritten: None,
+                    })
+                    .await;
+                let _ = tx
+                    .send(Event::Done {
+                        answer: String::new(),
+                    })
+                    .await;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let api: ApiError = e.into();
+                let _ = tx
+                    .send(Event::Error {
+                        code: api.code,
+                        message: api.message,
+                    })
+                    .await;
+                return;
+            }
+        }
         if let Err(e) = st.assistant.turn(req, tx.clone()).await {
             let api: ApiError = e.into();
             let _ = tx

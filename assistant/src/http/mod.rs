@@ -3,7 +3,7 @@
 //! - [`error`]: [`ApiError`], the one error shape `{"error": {"code", "message"}}`.
 //! - [`extract`]: JSON bodies under size and time limits, the client address, session auth.
 //! - [`middleware`]: request span and metrics, transport limits, per-IP rate limit.
-//! - [`chat`], [`sessions`], [`console`], [`ops`], `web`: one file per route group.
+//! - [`chat`], [`sessions`], [`console`], [`events`], [`ops`], `web`: one file per route group.
 //!
 //! A conversation belongs to whoever holds its token: every call on a session but its
 //! creation presents `X-Session-Token`. Turns run in their own task and are resumable, so a
@@ -12,6 +12,7 @@
 pub mod chat;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod middleware;
 pub mod ops;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     /// Resumable turn events.
     pub hub: Arc<TurnHub>,
+    /// The counselor workspace (console sign-in, queue, replies, audit) and its event bus.
+    pub workspace: crate::console::Workspace,
 }
 
 /// Builds the router.
@@ -73,7 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/sessions/{id}/turns/{turn_id}/events",
             get(chat::resume),
         )
-        .route("/api/v1/console/queue", get(console::queue))
+        .route("/api/v1/sessions/{id}/events", get(events::session_events))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::limit_ip,
@@ -99,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(web::routes())
+        .merge(console::routes(&state))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "没有这个地址")
         })

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::console::bearer_matches;
 use super::error::ApiError;
 use super::AppState;
 
@@ -54,4 +53,13 @@ pub async fn metrics(
             .render(&state.assistant.model_queue()),
     )
         .into_response()
+}
+
+/// Whether `headers` carry `Authorization: Bearer <expected>`.
+fn bearer_matches(headers: &axum::http::HeaderMap, expected: &str) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|g| crate::domain::constant_time_eq(g.as_bytes(), expected.as_bytes()))
 }

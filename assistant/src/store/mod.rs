@@ -26,6 +26,11 @@ use sqlx::{AnyPool, Row};
 
 use crate::domain::{Channel, SessionId, TokenHash};
 
+mod console;
+pub use console::{
+    AuditFilter, AuditRow, ConsoleSessionRow, CounselorRow, NoteRow, SessionEventRow,
+};
+
 /// The migrations, in order, embedded in the binary: (version, description, SQL). Applied by
 /// sqlx's migrator (table `_sqlx_migrations`, checksums, each in a transaction, under an
 /// advisory lock on PostgreSQL so replicas starting together apply each migration once).
@@ -38,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (2, "trust", include_str!("../../migrations/0002_trust.sql")),
     (3, "trace", include_str!("../../migrations/0003_trace.sql")),
+    (
+        4,
+        "console",
+        include_str!("../../migrations/0004_console.sql"),
+    ),
 ];
 
 /// [`MIGRATIONS`] as a sqlx migration source.
@@ -166,7 +176,7 @@ pub struct EscalationRow {
     pub id: String,
     /// Session.
     pub session_id: String,
-    /// waiting | assigned | resolved | abandoned.
+    /// waiting | assigned | resolved | returned (to the assistant) | abandoned.
     pub status: String,
     /// Why (explicit, complaint, wage_dispute, crisis, repeated_failure, not_covered).
     pub reason: String,
@@ -178,6 +188,16 @@ pub struct EscalationRow {
     pub summary: String,
     /// Created, ms.
     pub created_at: i64,
+    /// The counselor holding it (their id).
+    pub assignee: Option<String>,
+    /// When it was claimed or transferred, ms.
+    pub assigned_at: Option<i64>,
+    /// How it ended (answered | referred | callback | citizen_left).
+    pub outcome: Option<String>,
+    /// Tags as a JSON array.
+    pub tags: String,
+    /// The AI summary as JSON (empty until made).
+    pub ai_summary: String,
 }
 
 /// The assistant's answer, when it is complete (or cut off).
@@ -219,8 +239,8 @@ fn message(r: &AnyRow) -> Result<MessageRow> {
     })
 }
 
-const ESCALATION_COLUMNS: &str =
-    "id, session_id, status, reason, queue_seq, intent, summary, created_at";
+const ESCALATION_COLUMNS: &str = "id, session_id, status, reason, queue_seq, intent, summary, \
+     created_at, assignee, assigned_at, outcome, tags, ai_summary";
 
 fn escalation(r: &AnyRow) -> Result<EscalationRow> {
     Ok(EscalationRow {
@@ -232,6 +252,11 @@ fn escalation(r: &AnyRow) -> Result<EscalationRow> {
         intent: r.try_get("intent")?,
         summary: r.try_get("summary")?,
         created_at: r.try_get("created_at")?,
+        assignee: r.try_get("assignee")?,
+        assigned_at: r.try_get("assigned_at")?,
+        outcome: r.try_get("outcome")?,
+        tags: r.try_get("tags")?,
+        ai_summary: r.try_get("ai_summary")?,
     })
 }
 
@@ -489,7 +514,13 @@ impl Db {
     /// on `sessions` with the one parameter `$1`), then the sessions; returns how many.
     async fn delete_conversations(&self, cond: &str, arg: Arg<'_>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        for table in ["feedback", "messages", "escalations"] {
+        for table in [
+            "feedback",
+            "messages",
+            "session_events",
+            "escalation_notes",
+            "escalations",
+        ] {
             let sql = format!(
                 "DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions WHERE {cond})"
             );
@@ -612,7 +643,9 @@ impl Db {
     pub async fn all_texts(&self) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT text FROM messages UNION ALL SELECT summary FROM escalations \
-             UNION ALL SELECT text FROM feedback UNION ALL SELECT profile FROM sessions",
+             UNION ALL SELECT text FROM feedback UNION ALL SELECT profile FROM sessions \
+             UNION ALL SELECT text FROM escalation_notes UNION ALL SELECT data FROM session_events \
+             UNION ALL SELECT ai_summary FROM escalations",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -687,6 +720,11 @@ impl Db {
             intent: intent.to_string(),
             summary: summary.to_string(),
             created_at: now,
+            assignee: None,
+            assigned_at: None,
+            outcome: None,
+            tags: "[]".into(),
+            ai_summary: String::new(),
         };
         sqlx::query(
             "INSERT INTO escalations (id, session_id, status, reason, intent, summary, created_at, updated_at, queue_seq) \

@@ -1,0 +1,235 @@
+/*
+ * 乐业助手 counselor console (plain JS, no build step). Signs in with a cookie
+ * (POST /console/api/login), sends the CSRF token on every state-changing request, and keeps
+ * the queue live from the server-sent events of /console/api/events. All text from citizens
+ * and the model is set with textContent, never as HTML.
+ */
+(function () {
+  "use strict";
+  var $ = function (id) { return document.getElementById(id); };
+  var me = null;          // the signed-in counselor (with csrf_token)
+  var current = null;     // the escalation id shown
+  var view = null;        // its last loaded view
+  var REASONS = { explicit: "主动转人工", complaint: "投诉", wage_dispute: "欠薪/劳动争议", crisis: "危机", repeated_failure: "多次未能解答", not_covered: "资料未覆盖" };
+  var ROLES = { user: "市民", assistant: "乐业助手", counselor: "职业指导师", system: "系统" };
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function toast(text) {
+    var t = $("toast");
+    t.textContent = text; t.style.display = "block";
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { t.style.display = "none"; }, 4000);
+  }
+  function api(method, path, body) {
+    var h = {};
+    if (body !== undefined) h["Content-Type"] = "application/json";
+    if (me && method !== "GET") h["X-CSRF-Token"] = me.csrf_token;
+    return fetch(path, { method: method, headers: h, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (b) {
+          if (r.status === 401) { signedOut(b.error && b.error.message); throw new Error("signed out"); }
+          if (!r.ok) { var m = (b.error && b.error.message) || ("请求失败（" + r.status + "）"); toast(m); var e = new Error(m); e.body = b; throw e; }
+          return b;
+        });
+      });
+  }
+  function minutes(s) { return s < 60 ? s + "秒" : Math.floor(s / 60) + "分钟"; }
+
+  function signedOut(msg) {
+    me = null;
+    if (window.__leyeEvents) { window.__leyeEvents.close(); window.__leyeEvents = null; }
+    $("app").className = ""; $("login").style.display = "block"; $("logout-btn").style.display = "none"; $("whoami").textContent = "";
+    if (msg) $("login-error").textContent = msg;
+    if (location.pathname !== "/console/login") history.replaceState(null, "", "/console/login");
+  }
+
+  function signedIn(who) {
+    me = who;
+    $("login").style.display = "none"; $("app").className = "on"; $("logout-btn").style.display = "";
+    $("whoami").textContent = who.display_name + "（" + ({ counselor: "职业指导师", supervisor: "主管", admin: "管理员" }[who.role] || who.role) + "）";
+    if (location.pathname !== "/console") history.replaceState(null, "", "/console");
+    var sel = $("resolve-outcome"); sel.textContent = "";
+    who.outcomes.forEach(function (o) { var op = el("option", null, o.label); op.value = o.id; sel.appendChild(op); });
+    api("GET", "/console/api/counselors").then(function (b) {
+      var t = $("transfer-select"); t.textContent = "";
+      b.counselors.filter(function (c) { return c.id !== me.id; }).forEach(function (c) {
+        var op = el("option", null, c.display_name); op.value = c.id; t.appendChild(op);
+      });
+    }).catch(function () {});
+    listen();
+    loadQueue();
+  }
+
+  // Live queue: every notice reloads the queue, and the open conversation when it is the one.
+  function listen() {
+    if (window.__leyeEvents) window.__leyeEvents.close();
+    var es = new EventSource("/console/api/events");
+    window.__leyeEvents = es;
+    var reload = function (ev) {
+      loadQueue();
+      try { var d = JSON.parse(ev.data || "{}"); if (current && d.escalation_id === current) openConversation(current, true); } catch (e) { /* ignore */ }
+    };
+    ["ready", "queue", "message", "summary"].forEach(function (n) { es.addEventListener(n, reload); });
+    es.addEventListener("signed_out", function () { es.close(); signedOut("登录已过期，请重新登录"); });
+  }
+
+  function loadQueue() {
+    if (!me) return;
+    api("GET", "/console/api/queue").then(function (b) {
+      var q = $("queue"); q.textContent = "";
+      $("queue-count").textContent = "（" + b.queue.length + "）";
+      if (!b.queue.length) q.appendChild(el("div", "empty", "暂无排队"));
+      b.queue.forEach(function (it) {
+        var d = el("div", "q-item" + (it.reason === "crisis" ? " crisis" : "") + (it.over_sla ? " over-sla" : "") + (it.id === current ? " active" : ""));
+        d.dataset.id = it.id;
+        var head = el("div", "q-head");
+        var left = el("span");
+        left.appendChild(el("span", "badge " + it.reason, REASONS[it.reason] || it.reason));
+        left.appendChild(document.createTextNode(it.status === "waiting" ? "等待中" : ("已接入 · " + (it.assignee || ""))));
+        head.appendChild(left);
+        head.appendChild(el("span", "q-wait", minutes(it.waiting_seconds)));
+        d.appendChild(head);
+        d.appendChild(el("div", "q-summary", it.summary));
+        var meta = [it.channel, it.city, it.group].filter(Boolean).join(" · ");
+        if (meta) d.appendChild(el("div", "q-meta", meta));
+        if (it.over_sla) d.appendChild(el("div", "q-meta", "已超过" + me.sla_minutes + "分钟未接入"));
+        d.onclick = function () { openConversation(it.id); };
+        q.appendChild(d);
+      });
+    }).catch(function () {});
+  }
+
+  function renderTrace(bubble, m) {
+    var t = m.trace || {};
+    var hits = t.hits || t.passages || [];
+    var cites = m.citations || [];
+    if (!hits.length && !cites.length && !m.intent) return;
+    var d = el("details", "trace");
+    d.appendChild(el("summary", null, "意图：" + (m.intent || "-") + " · 检索 " + hits.length + " 条 · 引用 " + cites.length + " 条"));
+    if (hits.length) {
+      var ol = el("ol");
+      hits.forEach(function (h) {
+        var cited = cites.some(function (c) { var a = c.section || "", b = h.section || ""; return c.doc_id === h.doc_id && (a.indexOf(b) === 0 || b.indexOf(a) === 0); });
+        var li = el("li", cited ? "cited" : null, (cited ? "【已引用】" : "") + "《" + (h.title || h.doc_id || "") + "》" + (h.section ? " · " + h.section : "") + (h.score != null ? "（" + Number(h.score).toFixed(3) + "）" : ""));
+        ol.appendChild(li);
+      });
+      d.appendChild(ol);
+    }
+    cites.forEach(function (c) {
+      d.appendChild(el("div", "cites trace-cited", "[" + c.n + "] 《" + c.title + "》" + (c.doc_number ? " " + c.doc_number : "") + (c.section ? " · " + c.section : "") + "：“" + c.quote + "”"));
+    });
+    bubble.appendChild(d);
+  }
+
+  function openConversation(id, keepScroll) {
+    current = id;
+    [].forEach.call(document.querySelectorAll(".q-item"), function (x) { x.classList.toggle("active", x.dataset.id === id); });
+    api("GET", "/console/api/escalations/" + id).then(function (v) {
+      view = v;
+      var tr = $("transcript");
+      var atBottom = tr.scrollTop + tr.clientHeight >= tr.scrollHeight - 30;
+      tr.textContent = "";
+      v.messages.forEach(function (m) {
+        var b = el("div", "msg role-" + m.role);
+        if (m.role !== "system") b.appendChild(el("span", "who", ROLES[m.role] || m.role));
+        b.appendChild(el("span", "text", m.text));
+        if (m.role === "assistant") {
+          (m.jobs || []).forEach(function (j) { b.appendChild(el("div", "cites", "岗位：" + j.title + " · " + j.company + " · " + j.city)); });
+          renderTrace(b, m);
+        }
+        tr.appendChild(b);
+      });
+      if (!keepScroll || atBottom) tr.scrollTop = tr.scrollHeight;
+      var e = v.escalation;
+      $("side").style.display = "";
+      $("esc-status").textContent = (REASONS[e.reason] || e.reason) + " · " + ({ waiting: "等待中", assigned: "已接入：" + (e.assignee || ""), resolved: "已结束", returned: "已交回乐业助手" }[e.status] || e.status);
+      var open = e.status === "waiting" || e.status === "assigned";
+      $("claim-btn").style.display = e.status === "waiting" ? "" : "none";
+      $("composer").style.display = e.status === "assigned" && e.mine ? "" : "none";
+      ["resolve-btn", "transfer-btn", "return-btn"].forEach(function (b) { $(b).disabled = !(open && e.status === "assigned"); });
+      var s = v.ai_summary;
+      $("ai-summary").textContent = s ? s.text : (e.status === "assigned" ? "AI 摘要生成中…" : "接入后自动生成");
+      $("ai-sources").textContent = s && s.sources && s.sources.length ? "依据：" + s.sources.map(function (x) { return "《" + x.title + "》" + (x.doc_number || ""); }).join("；") : "";
+      var p = v.profile || {};
+      $("profile").textContent = ["渠道：" + (v.channel || "-"), "城市：" + (p.city || "未知"), "人群：" + (p.group || "未知")].join("\n");
+      $("profile").style.whiteSpace = "pre-line";
+      if (document.activeElement !== $("tags-input")) $("tags-input").value = (e.tags || []).join("，");
+      var notes = $("notes"); notes.textContent = "";
+      v.notes.forEach(function (n) { notes.appendChild(el("div", "cites", (n.author || "") + "：" + n.text)); });
+    }).catch(function () {});
+  }
+
+  $("login").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    $("login-error").textContent = "";
+    $("login-btn").disabled = true;
+    fetch("/console/api/login", { method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+      body: JSON.stringify({ username: $("username").value, password: $("password").value }) })
+      .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, b: b }; }); })
+      .then(function (x) {
+        $("login-btn").disabled = false;
+        if (!x.ok) { $("login-error").textContent = (x.b.error && x.b.error.message) || "登录失败"; return; }
+        $("password").value = "";
+        signedIn(x.b);
+      }).catch(function () { $("login-btn").disabled = false; $("login-error").textContent = "网络异常，请重试"; });
+  });
+  $("logout-btn").onclick = function () { api("POST", "/console/api/logout", {}).then(function () { signedOut("已退出"); }).catch(function () {}); };
+  $("claim-btn").onclick = function () {
+    if (!current) return;
+    api("POST", "/console/api/escalations/" + current + "/claim", {}).then(function () { toast("已接入"); openConversation(current); loadQueue(); })
+      .catch(function () { openConversation(current); loadQueue(); });
+  };
+  $("send-btn").onclick = function () {
+    var t = $("reply-text").value.trim();
+    if (!t || !current) return;
+    $("send-btn").disabled = true;
+    api("POST", "/console/api/escalations/" + current + "/reply", { text: t }).then(function () {
+      $("reply-text").value = ""; $("draft-note").style.display = "none"; openConversation(current);
+    }).catch(function () {}).then(function () { $("send-btn").disabled = false; });
+  };
+  $("draft-btn").onclick = function () {
+    if (!current) return;
+    $("draft-btn").disabled = true; $("draft-note").style.display = ""; $("draft-note").textContent = "AI 正在起草…";
+    api("POST", "/console/api/escalations/" + current + "/draft", {}).then(function (d) {
+      // Only put into the editor: the counselor reads, edits and sends it themselves.
+      var src = (d.citations || []).map(function (c) { return "《" + c.title + "》" + (c.section || ""); }).join("；");
+      $("reply-text").value = d.text;
+      $("draft-note").textContent = (d.grounded ? d.label : "资料未覆盖该问题，请依据经验答复") + (src ? " · 依据：" + src : "");
+    }).catch(function () { $("draft-note").style.display = "none"; }).then(function () { $("draft-btn").disabled = false; });
+  };
+  $("note-btn").onclick = function () {
+    var t = $("note-text").value.trim();
+    if (!t || !current) return;
+    api("POST", "/console/api/escalations/" + current + "/notes", { text: t }).then(function () { $("note-text").value = ""; openConversation(current, true); }).catch(function () {});
+  };
+  $("tags-btn").onclick = function () {
+    if (!current) return;
+    var tags = $("tags-input").value.split(/[,，]/).map(function (s) { return s.trim(); }).filter(Boolean);
+    api("POST", "/console/api/escalations/" + current + "/tags", { tags: tags }).then(function () { toast("标签已保存"); loadQueue(); }).catch(function () {});
+  };
+  $("resolve-btn").onclick = function () {
+    if (!current) return;
+    api("POST", "/console/api/escalations/" + current + "/resolve", { outcome: $("resolve-outcome").value }).then(function () { toast("已结束"); openConversation(current); loadQueue(); }).catch(function () {});
+  };
+  $("transfer-btn").onclick = function () {
+    var to = $("transfer-select").value;
+    if (!current || !to) return;
+    api("POST", "/console/api/escalations/" + current + "/transfer", { counselor_id: to }).then(function () { toast("已转交"); openConversation(current); loadQueue(); }).catch(function () {});
+  };
+  $("return-btn").onclick = function () {
+    if (!current) return;
+    api("POST", "/console/api/escalations/" + current + "/return", {}).then(function () { toast("已交回乐业助手"); openConversation(current); loadQueue(); }).catch(function () {});
+  };
+
+  // A reload keeps the sign-in (the cookie); /me returns the CSRF token again.
+  fetch("/console/api/me", { credentials: "same-origin" }).then(function (r) {
+    if (!r.ok) { signedOut(); return; }
+    return r.json().then(signedIn);
+  }).catch(function () { signedOut(); });
+  setInterval(loadQueue, 30000); // waiting times move on even when nothing happens
+})();

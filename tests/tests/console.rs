@@ -1,0 +1,671 @@
+//! The counselor workspace over HTTP, with fake retrieval and a scripted model (no model
+//! files) and a clock the tests move: every console route's guard, passwords and lockout,
+//! claiming, live replies to the citizen's event stream, messages relayed to the counselor,
+//! and the audit log.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assistant::clock::ManualClock;
+use assistant::config::Config;
+use assistant::console::Role;
+use assistant::http::console::ROUTES;
+use assistant::store::Db;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tests::console::{add_account, status_json, Console};
+use tests::fakes::{assistant, FakeKb, FakeModel};
+
+const PASSWORD: &str = "a-long-test-password";
+
+struct Server {
+    base: String,
+    db: Db,
+    clock: Arc<ManualClock>,
+    model: Arc<FakeModel>,
+    rt: tokio::runtime::Runtime,
+    _home: tempfile::TempDir,
+}
+
+fn kb() -> Arc<FakeKb> {
+    Arc::new(FakeKb {
+        passages: vec![FakeKb::passage(
+            "山东省就业补贴办法",
+            "第五条",
+            "对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元。",
+        )],
+        dense: 0.9,
+        ..FakeKb::default()
+    })
+}
+
+/// The service over the fakes with a manual clock, and the accounts c1, c2 (counselors), s1
+/// (supervisor) and a1 (admin).
+fn serve() -> Server {
+    let home = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut cfg = Config {
+        home: home.path().to_path_buf(),
+        ..Config::default()
+    };
+    cfg.server.bind = "127.0.0.1:0".into();
+    cfg.server.ip_per_minute = 10_000;
+    cfg.server.ip_burst = 10_000;
+    let clock = ManualClock::at(assistant::store::now_ms());
+    let model = Arc::new(FakeModel::default());
+    let (running, db) = rt.block_on(async {
+        let a = assistant(kb(), model.clone(), home.path()).await;
+        let db = a.db().clone();
+        for (u, n, r) in [
+            ("c1", "张老师", Role::Counselor),
+            ("c2", "李老师", Role::Counselor),
+            ("s1", "王主管", Role::Supervisor),
+            ("a1", "管理员", Role::Admin),
+        ] {
+            add_account(&db, u, n, r, PASSWORD).await;
+        }
+        let running = assistant::app::Application::from_parts(cfg, a)
+            .with_clock(clock.clone())
+            .start(std::future::pending())
+            .await
+            .expect("start");
+        (running, db)
+    });
+    let base = format!("http://{}", running.addr);
+    // The server runs as long as the runtime does.
+    std::mem::forget(running);
+    Server {
+        base,
+        db,
+        clock,
+        model,
+        rt,
+        _home: home,
+    }
+}
+
+impl Server {
+    fn login(&self, user: &str) -> Console {
+        Console::login(&self.base, user, PASSWORD).expect("sign in")
+    }
+
+    /// A citizen session that asked for a person: (session id, token, escalation id).
+    fn escalated_citizen(&self) -> (String, String, String) {
+        let v: Value = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/chat", self.base))
+            .json(&json!({"message": "我要转人工"}))
+            .send()
+            .expect("chat")
+            .json()
+            .expect("json");
+        (
+            v["session_id"].as_str().expect("sid").to_string(),
+            v["session_token"].as_str().expect("token").to_string(),
+            v["handoff"]["ticket_id"]
+                .as_str()
+                .expect("ticket")
+                .to_string(),
+        )
+    }
+
+    fn citizen_says(&self, sid: &str, token: &str, text: &str) -> Value {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/chat", self.base))
+            .header("x-session-token", token)
+            .json(&json!({"session_id": sid, "message": text}))
+            .send()
+            .expect("chat")
+            .json()
+            .expect("json")
+    }
+
+    fn audit_actions(&self) -> Vec<(String, String, String)> {
+        let db = self.db.clone();
+        self.rt
+            .block_on(async move {
+                db.audit_entries(&assistant::store::AuditFilter {
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+            })
+            .expect("audit")
+            .into_iter()
+            .map(|a| (a.username, a.action, a.target))
+            .collect()
+    }
+}
+
+fn path_for(template: &str, id: &str) -> String {
+    template.replace("{id}", id)
+}
+
+fn method(m: &str) -> Method {
+    Method::from_bytes(m.as_bytes()).expect("method")
+}
+
+/// Calls a route without reading a streaming body to its end.
+fn call(c: Option<&Console>, base: &str, m: &str, path: &str, csrf: bool) -> (u16, Value) {
+    let req = match c {
+        Some(c) => c.request(method(m), path, csrf),
+        None => tests::service::client().request(method(m), format!("{base}{path}")),
+    };
+    let req = if m == "POST" {
+        req.json(&json!({}))
+    } else {
+        req
+    };
+    let r = req.send().expect("request");
+    if r.headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"))
+    {
+        return (r.status().as_u16(), json!({"stream": true}));
+    }
+    status_json(r)
+}
+
+#[test]
+fn every_console_route_refuses_strangers_wrong_roles_missing_csrf_and_expired_sign_ins() {
+    let s = serve();
+    let (_, _, esc) = s.escalated_citizen();
+    let counselor = s.login("c1");
+    let supervisor = s.login("s1");
+    let admin = s.login("a1");
+    let forged = Console {
+        cookie: "f".repeat(64),
+        ..counselor.clone()
+    };
+    for r in ROUTES {
+        let p = path_for(r.path, &esc);
+        let (st, v) = call(None, &s.base, r.method, &p, false);
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{} {p}: {v}",
+            r.method
+        );
+        let (st, v) = call(Some(&forged), &s.base, r.method, &p, true);
+        assert_eq!(st, 401, "forged cookie on {} {p}: {v}", r.method);
+        if r.method == "POST" {
+            let (st, v) = call(Some(&admin), &s.base, r.method, &p, false);
+            assert_eq!(
+                (st, v["error"]["code"].as_str()),
+                (403, Some("csrf_failed")),
+                "{p}: {v}"
+            );
+            let wrong = Console {
+                csrf: "0".repeat(32),
+                ..admin.clone()
+            };
+            let (st, _) = call(Some(&wrong), &s.base, r.method, &p, true);
+            assert_eq!(st, 403, "a wrong CSRF token on {p}");
+        }
+        for (who, role) in [
+            (&counselor, Role::Counselor),
+            (&supervisor, Role::Supervisor),
+        ] {
+            if !role.allows(r.role) {
+                let (st, v) = call(Some(who), &s.base, r.method, &p, true);
+                assert_eq!(
+                    (st, v["error"]["code"].as_str()),
+                    (403, Some("forbidden")),
+                    "{role:?} on {p}: {v}"
+                );
+            }
+        }
+    }
+    // The admin may call the admin routes.
+    let (st, v) = admin.get("/console/api/audit");
+    assert_eq!(st, 200, "{v}");
+
+    // Idle expiry: a sign-in unused for 31 minutes is refused on every route, and deleted
+    // when found so (the next call finds no sign-in at all).
+    for r in ROUTES {
+        let p = path_for(r.path, &esc);
+        let idle = s.login("a1");
+        s.clock.advance(31 * 60_000);
+        let (st, v) = call(Some(&idle), &s.base, r.method, &p, true);
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (401, Some("session_expired")),
+            "{} {p}: {v}",
+            r.method
+        );
+        let (st, v) = call(Some(&idle), &s.base, r.method, &p, true);
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{p}: {v}"
+        );
+    }
+    // Absolute expiry: active every 20 minutes, the sign-in still ends after 12 hours.
+    let active = s.login("c2");
+    let mut ended_after = None;
+    for step in 1..=40 {
+        s.clock.advance(20 * 60_000);
+        let (st, v) = active.get("/console/api/me");
+        if st == 401 {
+            assert_eq!(v["error"]["code"], "session_expired", "{v}");
+            ended_after = Some(step * 20);
+            break;
+        }
+    }
+    let minutes = ended_after.expect("the sign-in ended");
+    assert!(
+        (12 * 60..=12 * 60 + 20).contains(&minutes),
+        "ended after {minutes} minutes"
+    );
+}
+
+#[test]
+fn passwords_wrong_unknown_disabled_and_lockout() {
+    let s = serve();
+    let (st, wrong) = status_json(
+        tests::service::client()
+            .post(format!("{}/console/api/login", s.base))
+            .json(&json!({"username": "c1", "password": "not the password"}))
+            .send()
+            .expect("login"),
+    );
+    assert_eq!(st, 401);
+    assert_eq!(wrong["error"]["code"], "invalid_credentials");
+    let (st, unknown) = match Console::login(&s.base, "nobody\u{1b}[31m", PASSWORD) {
+        Err(e) => e,
+        Ok(_) => panic!("an unknown name signed in"),
+    };
+    assert_eq!(st, 401);
+    assert_eq!(
+        unknown, wrong,
+        "an unknown name is answered like a wrong password"
+    );
+
+    // Disabled: the right password is refused and an open sign-in ends.
+    let open = s.login("c2");
+    let db = s.db.clone();
+    let now = assistant::clock::Clock::now_ms(s.clock.as_ref());
+    assert!(s
+        .rt
+        .block_on(async move { db.set_counselor_disabled("c2", true, now).await })
+        .expect("disable"));
+    let (st, v) = Console::login(&s.base, "c2", PASSWORD).expect_err("disabled");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("account_disabled")),
+        "{v}"
+    );
+    let (st, _) = open.get("/console/api/me");
+    assert_eq!(st, 401, "a disabled account's sign-in ends");
+
+    // Lockout: five failures in a row (the wrong password above and four more) lock the
+    // account, even against the right password.
+    for _ in 0..4 {
+        let (st, _) = Console::login(&s.base, "c1", "wrong-password-x").expect_err("wrong");
+        assert_eq!(st, 401);
+    }
+    let r = tests::service::client()
+        .post(format!("{}/console/api/login", s.base))
+        .json(&json!({"username": "c1", "password": PASSWORD}))
+        .send()
+        .expect("login");
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    let (st, v) = status_json(r);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (429, Some("account_locked")),
+        "{v}"
+    );
+    assert!((290..=300).contains(&retry), "{retry}");
+    // After the lockout the right password works; one more failure after five doubles it.
+    s.clock.advance(301_000);
+    let (st, _) = Console::login(&s.base, "c1", "wrong-password-y").expect_err("wrong");
+    assert_eq!(st, 401);
+    let (st, v) = Console::login(&s.base, "c1", PASSWORD).expect_err("locked again");
+    assert_eq!(st, 429, "{v}");
+    s.clock.advance(601_000);
+    assert!(
+        Console::login(&s.base, "c1", PASSWORD).is_ok(),
+        "the doubled lockout ended"
+    );
+    // A success clears the count: one failure does not lock.
+    let _ = Console::login(&s.base, "c1", "wrong-password-z");
+    assert!(Console::login(&s.base, "c1", PASSWORD).is_ok());
+
+    let actions = s.audit_actions();
+    let failed = actions.iter().filter(|a| a.1 == "login_failed").count();
+    assert!(failed >= 10, "{actions:?}");
+    assert!(actions.iter().any(|a| a.1 == "login" && a.0 == "c1"));
+    assert!(
+        actions.iter().all(|a| !a.0.contains('\u{1b}')),
+        "client strings are escaped in the audit log"
+    );
+}
+
+/// Reads a citizen's event stream in a thread: (id, name, data) as they come.
+fn listen(base: &str, sid: &str, token: &str, after: i64) -> Arc<Mutex<Vec<(i64, String, Value)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let out = got.clone();
+    let r = tests::service::client()
+        .get(format!("{base}/api/v1/sessions/{sid}/events"))
+        .header("x-session-token", token)
+        .header("last-event-id", after.to_string())
+        .send()
+        .expect("events");
+    assert_eq!(r.status(), 200);
+    std::thread::spawn(move || {
+        let (mut id, mut name) = (0i64, String::new());
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { return };
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                let data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
+                out.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id, name.clone(), data));
+            }
+        }
+    });
+    got
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "waited 30 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_claimed_conversation_reaches_the_citizen_live_and_their_replies_reach_the_counselor_not_the_model(
+) {
+    let s = serve();
+    let (sid, token, esc) = s.escalated_citizen();
+    let events = listen(&s.base, &sid, &token, 0);
+    let c = s.login("c1");
+    let (st, q) = c.get("/console/api/queue");
+    assert_eq!(st, 200);
+    assert!(
+        q["queue"]
+            .as_array()
+            .expect("queue")
+            .iter()
+            .any(|i| i["id"] == esc.as_str()),
+        "{q}"
+    );
+
+    let (st, v) = c.post(&format!("/console/api/escalations/{esc}/claim"), json!({}));
+    assert_eq!(st, 200, "{v}");
+    // The AI summary is made from the transcript by the model, and stored.
+    let summary = wait_for("the AI summary", || {
+        let (_, v) = c.get(&format!("/console/api/escalations/{esc}"));
+        (!v["ai_summary"].is_null()).then(|| v["ai_summary"].clone())
+    });
+    assert_eq!(summary["label"], "AI生成摘要，仅供参考", "{summary}");
+    let summary_prompt = format!(
+        "{:?}",
+        s.model
+            .requests
+            .lock()
+            .expect("requests")
+            .last()
+            .expect("a request")
+            .messages
+    );
+    assert!(
+        summary_prompt.contains("市民：我要转人工"),
+        "{summary_prompt}"
+    );
+
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/reply"),
+        json!({"text": "您好，我是张老师。请问您在哪个城市？有事可打13812345678"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let got = wait_for("the counselor's reply on the citizen's stream", || {
+        let e = events.lock().expect("events").clone();
+        e.iter().any(|x| x.1 == "counselor_message").then_some(e)
+    });
+    let names: Vec<&str> = got.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(
+        &names[..3],
+        ["counselor_joined", "status", "counselor_message"],
+        "{got:?}"
+    );
+    assert_eq!(
+        got.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=got.len() as i64).collect::<Vec<_>>()
+    );
+    let msg = &got[2].2;
+    assert_eq!(msg["name"], "张老师");
+    let text = msg["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("您好，我是张老师") && !text.contains("13812345678"),
+        "masked: {text}"
+    );
+    assert!(
+        got[0].2["text"]
+            .as_str()
+            .expect("joined")
+            .contains("张老师"),
+        "{got:?}"
+    );
+
+    // The citizen answers: it goes to the counselor, the model is not asked.
+    let calls = s.model.calls();
+    let v = s.citizen_says(&sid, &token, "我在济南，想问失业保险");
+    assert_eq!(v["answer"], "", "{v}");
+    assert_eq!(v["intent"], "handoff", "{v}");
+    assert_eq!(s.model.calls(), calls, "the model was not asked");
+    let (_, view) = c.get(&format!("/console/api/escalations/{esc}"));
+    let roles: Vec<(&str, &str)> = view["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or(""),
+                m["text"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("user", "我在济南，想问失业保险")),
+        "{roles:?}"
+    );
+    assert!(
+        roles
+            .iter()
+            .any(|(r, t)| *r == "counselor" && t.starts_with("您好")),
+        "{roles:?}"
+    );
+
+    // A reconnect after event 1 gets the later ones exactly once.
+    let resumed = listen(&s.base, &sid, &token, 1);
+    let again = wait_for("the resumed stream", || {
+        let e = resumed.lock().expect("events").clone();
+        (e.len() >= got.len() - 1).then_some(e)
+    });
+    assert_eq!(
+        again.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (2..=got.len() as i64).collect::<Vec<_>>()
+    );
+
+    // Someone else's conversation: another counselor cannot read or act on it; a supervisor can.
+    let other = s.login("c2");
+    let (st, _) = other.get(&format!("/console/api/escalations/{esc}"));
+    assert_eq!(st, 403);
+    let (st, _) = other.post(
+        &format!("/console/api/escalations/{esc}/reply"),
+        json!({"text": "x"}),
+    );
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .login("s1")
+        .get(&format!("/console/api/escalations/{esc}"));
+    assert_eq!(st, 200);
+
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/notes"),
+        json!({"text": "市民在济南，需失业保险金材料"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/resolve"),
+        json!({"outcome": "guessed"}),
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{v}"
+    );
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/resolve"),
+        json!({"outcome": "answered"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    wait_for("the resolved status", || {
+        events
+            .lock()
+            .expect("events")
+            .iter()
+            .any(|e| e.1 == "status" && e.2["status"] == "resolved")
+            .then_some(())
+    });
+    // Back with the assistant: the next message is answered by the model again.
+    let calls = s.model.calls();
+    let v = s.citizen_says(&sid, &token, "高校毕业生求职创业补贴标准是多少？");
+    assert!(!v["answer"].as_str().unwrap_or("").is_empty(), "{v}");
+    assert!(s.model.calls() > calls);
+
+    let actions = s.audit_actions();
+    for a in ["claim", "open_transcript", "reply", "note", "resolve"] {
+        assert!(
+            actions
+                .iter()
+                .any(|x| x.0 == "c1" && x.1 == a && x.2 == esc),
+            "audit lacks {a}: {actions:?}"
+        );
+    }
+    assert!(actions
+        .iter()
+        .any(|x| x.0 == "s1" && x.1 == "open_transcript"));
+}
+
+#[test]
+fn two_counselors_claiming_at_once_one_wins_and_the_other_is_told_who() {
+    let s = serve();
+    let a = s.login("c1");
+    let b = s.login("c2");
+    for _ in 0..10 {
+        let (_, _, esc) = s.escalated_citizen();
+        let path = format!("/console/api/escalations/{esc}/claim");
+        let (pa, pb) = (path.clone(), path);
+        let (ca, cb) = (a.clone(), b.clone());
+        let ta = std::thread::spawn(move || ca.post(&pa, json!({})));
+        let tb = std::thread::spawn(move || cb.post(&pb, json!({})));
+        let ra = ta.join().expect("a");
+        let rb = tb.join().expect("b");
+        let mut statuses = [ra.0, rb.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "{ra:?} {rb:?}");
+        let lost = if ra.0 == 409 { &ra.1 } else { &rb.1 };
+        let winner = if ra.0 == 200 {
+            "张老师"
+        } else {
+            "李老师"
+        };
+        assert_eq!(lost["error"]["code"], "already_claimed");
+        assert!(
+            lost["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(winner),
+            "{lost}"
+        );
+    }
+}
+
+#[test]
+fn transfer_hand_back_and_tags() {
+    let s = serve();
+    let (sid, token, esc) = s.escalated_citizen();
+    let c = s.login("c1");
+    assert_eq!(
+        c.post(&format!("/console/api/escalations/{esc}/claim"), json!({}))
+            .0,
+        200
+    );
+    let (_, list) = c.get("/console/api/counselors");
+    let to = list["counselors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|x| x["display_name"] == "李老师")
+        .and_then(|x| x["id"].as_str())
+        .expect("c2")
+        .to_string();
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/tags"),
+        json!({"tags": ["失业保险", "济南", "失业保险"]}),
+    );
+    assert_eq!((st, v["tags"].clone()), (200, json!(["失业保险", "济南"])));
+    let (st, v) = c.post(
+        &format!("/console/api/escalations/{esc}/transfer"),
+        json!({"counselor_id": to}),
+    );
+    assert_eq!(st, 200, "{v}");
+    // Now c2 holds it: c1 can no longer reply, c2 can and the citizen sees the new name.
+    assert_eq!(
+        c.post(
+            &format!("/console/api/escalations/{esc}/reply"),
+            json!({"text": "x"})
+        )
+        .0,
+        403
+    );
+    let c2 = s.login("c2");
+    assert_eq!(
+        c2.post(
+            &format!("/console/api/escalations/{esc}/reply"),
+            json!({"text": "我是李老师"})
+        )
+        .0,
+        200
+    );
+    let events = listen(&s.base, &sid, &token, 0);
+    wait_for("the transfer on the citizen's stream", || {
+        let e = events.lock().expect("events").clone();
+        (e.iter().filter(|x| x.1 == "counselor_joined").count() == 2
+            && e.iter()
+                .any(|x| x.1 == "counselor_message" && x.2["name"] == "李老师"))
+        .then_some(())
+    });
+    let (st, v) = c2.post(&format!("/console/api/escalations/{esc}/return"), json!({}));
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = c2.post(&format!("/console/api/escalations/{esc}/return"), json!({}));
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("already_closed")),
+        "{v}"
+    );
+    let actions = s.audit_actions();
+    assert!(actions.iter().any(|x| x.1 == "transfer" && x.0 == "c1"));
+    assert!(actions.iter().any(|x| x.1 == "return" && x.0 == "c2"));
+}
