@@ -67,3 +67,39 @@ CREATE TABLE session_events (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (session_id, seq)
 );
+
+-- Daily aggregates for the supervisor dashboard: counts only, no personal data, kept when
+-- retention deletes conversations. `metric`/`key`: conversations, intent/<intent>,
+-- handoff/<reason>, feedback/up|down, unanswered/<normalised masked question>,
+-- wait/<bucket upper bound, s>, outcome/<outcome>, queue_samples, queue_sum, queue_peak.
+CREATE TABLE daily_stats (
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BIGINT NOT NULL,
+    PRIMARY KEY (day, metric, key)
+);
+
+-- A message and callback number left outside service hours (or with nobody online). The
+-- number is encrypted (ChaCha20-Poly1305, key in <home>/callback.key or console.callback_key)
+-- and shown only to the assigned counselor on request, each reveal audited.
+CREATE TABLE callbacks (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    escalation_id TEXT NOT NULL REFERENCES escalations(id),
+    phone_sealed TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX callbacks_escalation ON callbacks (escalation_id);
+
+-- Crisis escalations nobody could take at once (outside service hours or nobody online): shown
+-- to every console until acknowledged.
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    escalation_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at BIGINT
+);

@@ -68,7 +68,10 @@ pub(crate) async fn listen(
             _ = stop => {},
         }
     }));
-    let housekeeping = tokio::spawn(purge_loop(state.assistant.db().clone(), retention_days));
+    let db = state.assistant.db().clone();
+    let housekeeping = tokio::spawn(async move {
+        tokio::join!(purge_loop(db.clone(), retention_days), sample_queue(db));
+    });
     Ok(Running {
         addr,
         state,
@@ -155,6 +158,31 @@ async fn accept_loop(
     // Every connection holds a permit: having them all back means every connection ended.
     let _all = permits.acquire_many(max as u32).await;
     Ok(())
+}
+
+/// Every five minutes, the queue length goes into the day's aggregates (mean and peak).
+async fn sample_queue(db: Db) {
+    let mut every = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        every.tick().await;
+        let n = match db.waiting_count().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue length not sampled");
+                continue;
+            }
+        };
+        let day = crate::store::day_of(crate::store::now_ms());
+        let result = async {
+            db.bump_stat(&day, "queue_samples", "", 1).await?;
+            db.bump_stat(&day, "queue_sum", "", n).await?;
+            db.raise_stat(&day, "queue_peak", "", n).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "queue length not stored");
+        }
+    }
 }
 
 /// Deletes conversations past the retention period, at start and then hourly.

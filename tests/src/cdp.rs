@@ -39,6 +39,12 @@ pub fn chromium_binary() -> Option<PathBuf> {
 impl Browser {
     /// Launches Chromium headless with a phone-sized window and opens `url`.
     pub fn launch(url: &str) -> Result<Self, String> {
+        Self::launch_sized(url, 390, 844)
+    }
+
+    /// Launches Chromium headless with a window of this size (its own process and profile,
+    /// so two of them are two independent browsers) and opens `url`.
+    pub fn launch_sized(url: &str, width: u32, height: u32) -> Result<Self, String> {
         let bin = chromium_binary()
             .ok_or("no Chromium found (install Debian `chromium`, or set CHROMIUM)")?;
         let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -50,8 +56,8 @@ impl Browser {
                 "--disable-dev-shm-usage",
                 "--no-first-run",
                 "--remote-debugging-port=0",
-                "--window-size=390,844",
             ])
+            .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

@@ -150,6 +150,13 @@ impl TestService {
         username: &str,
         role: assistant::console::Role,
     ) -> crate::console::Console {
+        let password = self.counselor_account(username, role);
+        crate::console::Console::login(&self.base, username, &password).expect("sign in")
+    }
+
+    /// Adds a counselor account (once per name in this binary; shown to citizens as
+    /// "指导师<username>") and returns its password.
+    pub fn counselor_account(&self, username: &str, role: assistant::console::Role) -> String {
         static MADE: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let password = format!("pw-{username}-0123456789");
         let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,8 +168,7 @@ impl TestService {
             ));
             made.push(username.to_string());
         }
-        drop(made);
-        crate::console::Console::login(&self.base, username, &password).expect("sign in")
+        password
     }
 
     /// A second listener over the same assistant with a changed server config (limits,

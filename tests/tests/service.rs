@@ -692,3 +692,228 @@ fn graceful_shutdown_finishes_the_answer_in_flight_then_refuses_connections() {
         "no new connections after shutdown"
     );
 }
+
+/// Waits (generously: answers on 2 cores take a while) until `expr` is truthy in `b`.
+fn wait(b: &mut tests::cdp::Browser, what: &str, expr: &str, secs: u64) -> Value {
+    b.wait_for(expr, Duration::from_secs(secs))
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+}
+
+#[test]
+fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
+    let svc = service();
+    let password = svc.counselor_account("e2e", assistant::console::Role::Counselor);
+    // The counselor signs in first and keeps the console open (1280 px).
+    let mut console =
+        tests::cdp::Browser::launch_sized(&format!("{}/console/login", svc.base), 1280, 800)
+            .expect("headless Chromium (installed by .ci/run)");
+    wait(
+        &mut console,
+        "the sign-in form",
+        "!!document.getElementById('login-btn')",
+        20,
+    );
+    console
+        .eval(&format!(
+            "document.getElementById('username').value = 'e2e';
+             document.getElementById('password').value = '{password}';
+             document.getElementById('login-btn').click(); true"
+        ))
+        .expect("sign in");
+    wait(
+        &mut console,
+        "the workspace",
+        "document.getElementById('app').className === 'on'",
+        30,
+    );
+    assert_eq!(
+        console.eval("location.pathname").expect("path"),
+        Value::from("/console"),
+        "signed in, the console is at /console"
+    );
+
+    // A citizen asks a policy question in the widget, then asks for a person.
+    let mut widget = tests::cdp::Browser::launch(&format!("{}/", svc.base)).expect("Chromium");
+    wait(
+        &mut widget,
+        "the widget",
+        "!!document.querySelector('.leye-ack')",
+        20,
+    );
+    widget
+        .eval("document.querySelector('.leye-ack').click()")
+        .expect("ack");
+    widget
+        .eval(
+            "(() => { const i = document.querySelector('.leye-bar input');
+                      i.value = '高校毕业生可以得到哪些就业创业服务？';
+                      document.querySelector('.leye-send').click(); return true; })()",
+        )
+        .expect("ask");
+    wait(
+        &mut widget,
+        "the answer with feedback buttons",
+        "!!document.querySelector('.leye-fb')",
+        600,
+    );
+    widget
+        .eval("document.querySelector('.leye-human').click()")
+        .expect("转人工");
+    wait(
+        &mut widget,
+        "the queue place",
+        "[...document.querySelectorAll('.leye-sys')].some(e => e.textContent.includes('排在第'))",
+        60,
+    );
+    let sid = widget
+        .eval("JSON.parse(localStorage.getItem('leye_session')).id")
+        .expect("session id");
+    let sid = sid.as_str().expect("sid").to_string();
+    let db = svc.running.state.assistant.db().clone();
+    let s = assistant::domain::SessionId::parse(&sid).expect("sid");
+    let esc = svc
+        .runtime
+        .block_on(async move { db.open_escalation(&s).await })
+        .expect("query")
+        .expect("an open escalation")
+        .id;
+
+    // The escalation appears in the console without a reload (server-sent events).
+    let item = format!("document.querySelector('.q-item[data-id=\"{esc}\"]')");
+    wait(&mut console, "the new queue item", &format!("!!{item}"), 60);
+    console
+        .eval(&format!("{item}.click(); true"))
+        .expect("open it");
+    // The transcript with what the assistant retrieved and cited.
+    let cited = wait(
+        &mut console,
+        "the cited passage in the trace",
+        "(() => { const c = document.querySelector('#transcript .trace-cited');
+                  return c ? c.textContent : ''; })()",
+        30,
+    );
+    assert!(
+        cited.as_str().unwrap_or("").contains("鲁人社发〔2025〕9号"),
+        "{cited}"
+    );
+    console
+        .eval("document.getElementById('claim-btn').click(); true")
+        .expect("claim");
+    let summary = wait(
+        &mut console,
+        "the AI summary",
+        "(() => { const s = document.getElementById('ai-summary').textContent;
+                  return s && !s.includes('生成中') && !s.includes('接入后') ? s : ''; })()",
+        300,
+    );
+    assert!(
+        tests::has_chinese(summary.as_str().unwrap_or("")),
+        "{summary}"
+    );
+    // The widget says who joined.
+    wait(
+        &mut widget,
+        "the joined notice",
+        "[...document.querySelectorAll('.leye-sys')].some(e => e.textContent.includes('指导师e2e 已接入'))",
+        30,
+    );
+
+    // The AI draft goes into the editor only; the counselor edits it and sends it.
+    console
+        .eval("document.getElementById('draft-btn').click(); true")
+        .expect("draft");
+    let draft = wait(
+        &mut console,
+        "the AI draft",
+        "document.getElementById('reply-text').value",
+        600,
+    );
+    assert!(!draft.as_str().unwrap_or("").is_empty());
+    let before = svc
+        .messages(&sid)
+        .iter()
+        .filter(|m| m.role == "counselor")
+        .count();
+    assert_eq!(before, 0, "a draft is never sent by itself");
+    console
+        .eval(
+            "(() => { const t = document.getElementById('reply-text');
+                      t.value = '【已核对】' + t.value;
+                      document.getElementById('send-btn').click(); return true; })()",
+        )
+        .expect("send");
+    let shown = wait(
+        &mut widget,
+        "the counselor's reply in the widget",
+        "(() => { const m = document.querySelector('.leye-counselor');
+                  return m ? m.textContent : ''; })()",
+        60,
+    );
+    let shown = shown.as_str().unwrap_or("").to_string();
+    assert!(
+        shown.contains("【已核对】") && shown.contains("职业指导师 指导师e2e"),
+        "{shown}"
+    );
+
+    // The citizen answers; the counselor sees it (and the model is not asked).
+    widget
+        .eval(
+            "(() => { const i = document.querySelector('.leye-bar input');
+                      i.value = '谢谢，我在济南';
+                      document.querySelector('.leye-send').click(); return true; })()",
+        )
+        .expect("citizen answers");
+    wait(
+        &mut console,
+        "the citizen's answer in the console",
+        "[...document.querySelectorAll('#transcript .role-user')].some(e => e.textContent.includes('谢谢，我在济南'))",
+        60,
+    );
+    let stored = svc.messages(&sid);
+    let last = stored.last().expect("messages");
+    assert_eq!(
+        (last.role.as_str(), last.text.as_str()),
+        ("user", "谢谢，我在济南"),
+        "no model answer after it"
+    );
+
+    // Resolve; the citizen is told.
+    console
+        .eval("document.getElementById('resolve-outcome').value = 'answered'; document.getElementById('resolve-btn').click(); true")
+        .expect("resolve");
+    wait(
+        &mut widget,
+        "the end of the human service",
+        "[...document.querySelectorAll('.leye-sys')].some(e => e.textContent.includes('人工服务已结束'))",
+        60,
+    );
+
+    // The audit log holds each of those actions by this counselor on this conversation.
+    let db = svc.running.state.assistant.db().clone();
+    let entries = svc
+        .runtime
+        .block_on(async move {
+            db.audit_entries(&assistant::store::AuditFilter {
+                username: Some("e2e".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+        })
+        .expect("audit");
+    for action in [
+        "login",
+        "open_transcript",
+        "claim",
+        "draft",
+        "reply",
+        "resolve",
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.action == action && (action == "login" || e.target == esc)),
+            "audit lacks {action}: {entries:?}"
+        );
+    }
+}

@@ -9,6 +9,7 @@
 //! Every time rule reads the injected [`Clock`](crate::clock::Clock).
 
 pub mod accounts;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -512,6 +513,8 @@ impl Workspace {
             .escalation(id)
             .await?
             .ok_or(WorkspaceError::NotFound("escalation"))?;
+        let waited = (now - e.created_at).max(0) / 1000;
+        self.db.count("wait", &stats::wait_bucket(waited)).await;
         self.joined(&e, &who.counselor).await?;
         self.announce("queue", id);
         Ok(e)
@@ -689,6 +692,7 @@ impl Workspace {
         }
         let e = self.held(who, id).await?;
         self.close(who, &e, "resolved", Some(outcome), ip).await?;
+        self.db.count("outcome", outcome).await;
         let sid = Self::session_of(&e)?;
         let text = "本次人工服务已结束，感谢您的耐心。如还有问题，可以继续向乐业助手提问。";
         self.system_message(&sid, text).await?;

@@ -377,6 +377,7 @@ impl Assistant {
             route.intent = Intent::Policy;
         }
         self.metrics.turn(route.intent);
+        self.db.count("intent", route.intent.as_str()).await;
         self.db
             .set_intent(&question_id, route.intent.as_str())
             .await?;
@@ -448,6 +449,10 @@ impl Assistant {
         tx: &mpsc::Sender<Event>,
         out: &mut Outcome,
     ) -> Result<(), TurnError> {
+        if out.not_covered {
+            let group = crate::console::stats::question_group(text);
+            self.db.count("unanswered", &group).await;
+        }
         let mut failures = if out.not_covered {
             routed.failures + 1
         } else {

@@ -95,6 +95,8 @@ pub const ROUTES: &[RouteSpec] = &[
         Role::Counselor,
     ),
     r("GET", "/console/api/counselors", Role::Counselor),
+    r("GET", "/console/api/stats", Role::Supervisor),
+    r("GET", "/console/api/stats.csv", Role::Supervisor),
     r("GET", "/console/api/audit", Role::Admin),
 ];
 
@@ -149,6 +151,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<AppState>>> {
         ("POST", "/console/api/escalations/{id}/draft") => post(draft),
         ("POST", "/console/api/escalations/{id}/summary") => post(summary),
         ("GET", "/console/api/counselors") => get(counselors),
+        ("GET", "/console/api/stats") => get(stats),
+        ("GET", "/console/api/stats.csv") => get(stats_csv),
         ("GET", "/console/api/audit") => get(audit),
         _ => return None,
     };
@@ -694,13 +698,7 @@ pub async fn audit(
     State(state): State<Arc<AppState>>,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = q.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("查询参数有误：{}", for_log(&e.body_text())),
-        )
-    })?;
+    let Query(q) = q.map_err(query_error)?;
     let f = crate::store::AuditFilter {
         username: q.username.filter(|s| !s.is_empty()),
         action: q.action.filter(|s| !s.is_empty()),
@@ -710,4 +708,70 @@ pub async fn audit(
     };
     let rows = state.workspace.db().audit_entries(&f).await?;
     Ok(Json(json!({"entries": rows})))
+}
+
+/// `?days=N` of the dashboard (default 30, at most 366).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    days: Option<i64>,
+}
+
+fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("查询参数有误：{}", for_log(&e.body_text())),
+    )
+}
+
+async fn stat_rows(
+    state: &AppState,
+    q: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Vec<crate::store::StatRow>, ApiError> {
+    let Query(q) = q.map_err(query_error)?;
+    let days = q.days.unwrap_or(30).clamp(1, 366);
+    let from = crate::store::day_of(crate::store::now_ms() - (days - 1) * 86_400_000);
+    Ok(state.workspace.db().stats_since(&from).await?)
+}
+
+/// `GET /console/api/stats?days=30`: the supervisor dashboard from the daily aggregates.
+pub async fn stats(
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rows = stat_rows(&state, q).await?;
+    Ok(Json(crate::console::stats::dashboard(&rows)))
+}
+
+/// `GET /console/api/stats.csv?days=30`: the aggregates as CSV (no personal data); audited.
+pub async fn stats_csv(
+    State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
+    Extension(s): Me,
+    q: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let rows = stat_rows(&state, q).await?;
+    state
+        .workspace
+        .audit(
+            Some(&s.counselor),
+            &s.counselor.username,
+            "export",
+            "stats.csv",
+            &rows.len().to_string(),
+            &ip.to_string(),
+        )
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"leye-stats.csv\"",
+            ),
+        ],
+        crate::console::stats::csv(&rows),
+    )
+        .into_response())
 }

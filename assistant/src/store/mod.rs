@@ -27,9 +27,11 @@ use sqlx::{AnyPool, Row};
 use crate::domain::{Channel, SessionId, TokenHash};
 
 mod console;
+mod stats;
 pub use console::{
     AuditFilter, AuditRow, ConsoleSessionRow, CounselorRow, NoteRow, SessionEventRow,
 };
+pub use stats::{day_of, StatRow};
 
 /// The migrations, in order, embedded in the binary: (version, description, SQL). Applied by
 /// sqlx's migrator (table `_sqlx_migrations`, checksums, each in a transaction, under an
@@ -447,6 +449,7 @@ impl Db {
         .bind(token.as_str())
         .execute(&self.pool)
         .await?;
+        self.count("conversations", "").await;
         Ok(id)
     }
 
@@ -515,6 +518,7 @@ impl Db {
     async fn delete_conversations(&self, cond: &str, arg: Arg<'_>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         for table in [
+            "callbacks",
             "feedback",
             "messages",
             "session_events",
@@ -741,6 +745,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.count("handoff", reason).await;
         Ok(e)
     }
 
@@ -798,6 +803,8 @@ impl Db {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
+        self.count("feedback", if rating > 0 { "up" } else { "down" })
+            .await;
         Ok(id)
     }
 }
