@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::bus::{EventBus, LocalBus};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::console::Workspace;
+use crate::console::{SealError, Sealer, Workspace};
 use crate::dialogue::Assistant;
 use crate::guard::client_ip::TrustedProxies;
 use crate::guard::{InFlight, RateLimiter};
@@ -43,6 +43,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The key sealing callback numbers could not be read or made.
+    #[error("the callback key")]
+    Seal(#[from] SealError),
     /// A start-up task panicked or was cancelled.
     #[error("a start-up task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -107,14 +110,19 @@ impl Application {
             ..HubConfig::default()
         }));
         let bus: Arc<dyn EventBus> = Arc::new(LocalBus::default());
+        let sealer = Sealer::load(
+            cfg.console.callback_key.as_ref().map(|k| k.expose()),
+            &cfg.home,
+        )?;
         let workspace = Workspace::new(
             self.assistant.db().clone(),
-            bus.clone(),
+            bus,
             self.clock.clone(),
             cfg.console.clone(),
+            sealer,
         );
         let state = Arc::new(AppState {
-            assistant: self.assistant.with_bus(bus),
+            assistant: self.assistant.with_workspace(workspace.clone()),
             server: s.clone(),
             privacy: cfg.privacy.clone(),
             ip_limiter: RateLimiter::new(s.ip_per_minute, s.ip_burst),

@@ -59,6 +59,20 @@ pub struct ConsoleConfig {
     pub lockout_secs: u64,
     /// Minutes a citizen may wait before the queue highlights the item (default 10).
     pub sla_minutes: u64,
+    /// Days counselors work, 1 = Monday … 7 = Sunday (default Monday to Friday).
+    pub service_days: Vec<u8>,
+    /// Working periods of a service day, `HH:MM-HH:MM` (default 09:00-12:00 and 13:30-17:30).
+    /// Outside them, or with no counselor signed in, a citizen who asks for a person is offered
+    /// to leave a message and a callback number, and a crisis raises an alert.
+    pub service_hours: Vec<String>,
+    /// The offset of the service's local time from UTC, hours (default 8, China Standard Time).
+    pub utc_offset_hours: i32,
+    /// Who is on call for crises outside service hours, shown in the console's alert (e.g.
+    /// "值班主任 0531-12345678"; default none).
+    pub on_call: Option<String>,
+    /// Key sealing callback numbers: 64 hex digits. Unset: `<home>/callback.key`, made on
+    /// first start with owner-only permissions (keep it with the database's backups).
+    pub callback_key: Option<Secret>,
 }
 
 impl Default for ConsoleConfig {
@@ -70,6 +84,11 @@ impl Default for ConsoleConfig {
             max_failed_logins: 5,
             lockout_secs: 300,
             sla_minutes: 10,
+            service_days: vec![1, 2, 3, 4, 5],
+            service_hours: vec!["09:00-12:00".into(), "13:30-17:30".into()],
+            utc_offset_hours: 8,
+            on_call: None,
+            callback_key: None,
         }
     }
 }
@@ -554,6 +573,25 @@ impl Config {
                 bad.push(format!("{key}: must be at least 1"));
             }
         }
+        if c.service_days.iter().any(|d| !(1..=7).contains(d)) {
+            bad.push("console.service_days: days are 1 (Monday) to 7 (Sunday)".into());
+        }
+        for h in &c.service_hours {
+            if parse_period(h).is_none() {
+                bad.push(format!(
+                    "console.service_hours: {h:?} is not a period like \"09:00-12:00\""
+                ));
+            }
+        }
+        if !(-12..=14).contains(&c.utc_offset_hours) {
+            bad.push("console.utc_offset_hours: between -12 and 14".into());
+        }
+        if c.callback_key
+            .as_ref()
+            .is_some_and(|k| hex::decode(k.expose().trim()).map(|b| b.len()) != Ok(32))
+        {
+            bad.push("console.callback_key: use 64 hex digits (32 bytes)".into());
+        }
         if c.max_failed_logins < 1 {
             bad.push("console.max_failed_logins: must be at least 1".into());
         }
@@ -726,4 +764,16 @@ mod tests {
         .to_string();
         assert!(e.contains("nginx"), "{e}");
     }
+}
+
+/// A working period `HH:MM-HH:MM` as minutes since midnight, start before end.
+pub fn parse_period(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let minutes = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    let (a, b) = (minutes(a)?, minutes(b)?);
+    (a < b).then_some((a, b))
 }

@@ -4,15 +4,15 @@
 //! The database decides the facts — at most one open escalation per session, the queue place
 //! from a counter — so concurrent requests agree. The reply puts what matters first for each
 //! reason: emergency and crisis lines for a crisis, 12333 and labour inspection for unpaid
-//! wages, then the queue place and the service hours.
+//! wages, then the queue place and the service hours. Outside service hours or with no
+//! counselor signed in, the citizen is offered to leave a message and a callback number, and a
+//! crisis raises an alert in the console ([`crate::console::Workspace::after_escalation`]).
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use serde_json::json;
-
-use crate::bus::{BusEvent, EventBus, LocalBus, Topic};
+use crate::console::{Availability, Workspace};
 use crate::domain::{Caller, HandoffReason, Intent, SessionId};
 use crate::metrics::Metrics;
 use crate::store::{Db, DbError};
@@ -34,7 +34,14 @@ pub struct HandoffInfo {
     /// What the citizen is told (explicit requests; in a turn it is the answer text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Nobody can take it now: the citizen may leave a message and a callback number
+    /// (`POST /api/v1/sessions/{id}/callback`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub callback: bool,
 }
+
+/// Added to the reply when nobody can take the conversation now.
+pub const CALLBACK_OFFER: &str = "现在不在服务时间或暂无职业指导师在线，您可以留下留言和回电号码，职业指导师会在服务时间联系您。";
 
 /// What the citizen is told when their conversation goes to the queue for `reason`.
 pub fn reply(reason: HandoffReason, position: i64, service_hours: &str) -> String {
@@ -59,13 +66,14 @@ pub fn reply(reason: HandoffReason, position: i64, service_hours: &str) -> Strin
     msg
 }
 
-/// Creates escalations and records them; the console hears of each on the bus.
+/// Creates escalations and records them; the console hears of each.
 #[derive(Debug, Clone)]
 pub struct Handoffs {
     db: Db,
     metrics: Arc<Metrics>,
     service_hours: String,
-    bus: Arc<dyn EventBus>,
+    /// The counselor workspace, once the service attaches it (`leye ask` has none).
+    workspace: Option<Workspace>,
 }
 
 impl Handoffs {
@@ -75,14 +83,16 @@ impl Handoffs {
             db,
             metrics,
             service_hours,
-            // Nobody listens until the service attaches its bus ([`Handoffs::with_bus`]).
-            bus: Arc::new(LocalBus::new(16)),
+            workspace: None,
         }
     }
 
-    /// The same, announcing escalations on `bus`.
-    pub fn with_bus(self, bus: Arc<dyn EventBus>) -> Self {
-        Self { bus, ..self }
+    /// The same, telling the counselor workspace of each escalation.
+    pub fn with_workspace(self, workspace: Workspace) -> Self {
+        Self {
+            workspace: Some(workspace),
+            ..self
+        }
     }
 
     /// Puts the session in the queue (or finds its open escalation) and returns the details
@@ -100,20 +110,37 @@ impl Handoffs {
             .escalate(session, reason.as_str(), intent.as_str(), &summary)
             .await?;
         self.metrics.handoff(reason);
-        self.bus.publish(BusEvent {
-            topic: Topic::Console,
-            seq: None,
-            name: "queue".into(),
-            data: json!({"kind": "queue", "escalation_id": esc.id}),
-        });
+        let mut callback = false;
+        if let Some(ws) = &self.workspace {
+            ws.queue_changed(&esc.id);
+            if esc.status == "waiting" {
+                let crisis = reason == HandoffReason::Crisis;
+                match ws.after_escalation(&esc.id, crisis).await {
+                    Ok(Availability::Staffed) => {}
+                    Ok(Availability::Unstaffed { alert }) => {
+                        callback = true;
+                        if alert {
+                            self.metrics.crisis_alert();
+                        }
+                    }
+                    // The escalation stands; only the offer is missing.
+                    Err(e) => tracing::warn!(error = %e, "availability unknown"),
+                }
+            }
+        }
+        let mut text = reply(reason, position, &self.service_hours);
+        if callback {
+            text.push_str(CALLBACK_OFFER);
+        }
         let info = HandoffInfo {
             status: esc.status,
             ticket_id: esc.id,
             position,
             reason: reason.as_str().into(),
             message: None,
+            callback,
         };
-        Ok((info, reply(reason, position, &self.service_hours)))
+        Ok((info, text))
     }
 
     /// The 转人工 button: the request (with the citizen's masked note) and the reply are

@@ -79,6 +79,7 @@ pub struct Metrics {
     ttft: Histogram,
     latency: Histogram,
     rate_limited: AtomicU64,
+    crisis_alerts: AtomicU64,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -109,6 +110,10 @@ impl Metrics {
     /// Records a whole turn.
     pub fn turn_latency(&self, d: Duration) {
         self.latency.observe(d);
+    }
+    /// Counts a crisis nobody could take at once (outside service hours or nobody online).
+    pub fn crisis_alert(&self) {
+        self.crisis_alerts.fetch_add(1, Ordering::Relaxed);
     }
     /// Counts a 429.
     pub fn rate_limited(&self) {
@@ -148,6 +153,11 @@ impl Metrics {
             out,
             "# HELP leye_rate_limited_total Requests answered 429.\n# TYPE leye_rate_limited_total counter\nleye_rate_limited_total {}",
             self.rate_limited.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP leye_crisis_alerts_total Crisis escalations nobody could take at once (outside service hours or nobody online).\n# TYPE leye_crisis_alerts_total counter\nleye_crisis_alerts_total {}",
+            self.crisis_alerts.load(Ordering::Relaxed)
         );
         self.ttft.render(
             "leye_time_to_first_token_seconds",

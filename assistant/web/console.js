@@ -44,6 +44,7 @@
     me = null;
     if (window.__leyeEvents) { window.__leyeEvents.close(); window.__leyeEvents = null; }
     $("app").className = ""; $("login").style.display = "block"; $("logout-btn").style.display = "none"; $("whoami").textContent = "";
+    $("stats-btn").style.display = "none"; $("stats").style.display = "none"; $("alerts").style.display = "none";
     if (msg) $("login-error").textContent = msg;
     if (location.pathname !== "/console/login") history.replaceState(null, "", "/console/login");
   }
@@ -61,9 +62,69 @@
         var op = el("option", null, c.display_name); op.value = c.id; t.appendChild(op);
       });
     }).catch(function () {});
+    $("stats-btn").style.display = (who.role === "supervisor" || who.role === "admin") ? "" : "none";
     listen();
     loadQueue();
+    loadAlerts();
   }
+
+  // Crisis alerts raised outside service hours: a red banner until someone acknowledges.
+  function loadAlerts() {
+    if (!me) return;
+    api("GET", "/console/api/alerts").then(function (b) {
+      var box = $("alerts"); box.textContent = "";
+      box.style.display = b.alerts.length ? "block" : "none";
+      b.alerts.forEach(function (a) {
+        var row = el("div", "alert");
+        row.appendChild(el("span", null, "⚠ 非服务时间的危机求助（" + new Date(a.created_at).toLocaleString() + "）" + (b.on_call ? "，请立即联系值班：" + b.on_call : "")));
+        var open = el("button", null, "查看"); open.onclick = function () { openConversation(a.escalation_id); };
+        var ack = el("button", null, "已处理");
+        ack.onclick = function () { api("POST", "/console/api/alerts/" + a.id + "/ack", {}).then(loadAlerts).catch(function () {}); };
+        row.appendChild(open); row.appendChild(ack); box.appendChild(row);
+      });
+    }).catch(function () {});
+  }
+
+  function bar(n, max) { var b = el("span", "bar"); b.style.width = Math.round(120 * n / Math.max(max, 1)) + "px"; return b; }
+  function showStats() {
+    api("GET", "/console/api/stats?days=30").then(function (d) {
+      var body = $("stats-body"); body.textContent = "";
+      var t = el("table");
+      var head = el("tr");
+      ["日期", "新会话", "转人工", "接入", "等待p50", "等待p95", "平均排队", "最长排队", "👍", "👎"].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      t.appendChild(head);
+      var maxConv = Math.max.apply(null, d.days.map(function (x) { return x.conversations; }).concat([1]));
+      d.days.forEach(function (x) {
+        var tr = el("tr");
+        var handoffs = Object.keys(x.handoffs).reduce(function (a, k) { return a + x.handoffs[k]; }, 0);
+        var c = el("td"); c.appendChild(bar(x.conversations, maxConv)); c.appendChild(document.createTextNode(x.conversations));
+        tr.appendChild(el("td", null, x.day)); tr.appendChild(c);
+        [handoffs, x.claimed, x.wait_p50_secs == null ? "-" : "≤" + minutes(x.wait_p50_secs), x.wait_p95_secs == null ? "-" : "≤" + minutes(x.wait_p95_secs),
+          x.queue_mean == null ? "-" : x.queue_mean.toFixed(1), x.queue_peak, x.feedback_up, x.feedback_down].forEach(function (v) { tr.appendChild(el("td", null, String(v))); });
+        t.appendChild(tr);
+      });
+      body.appendChild(t);
+      var sums = function (field) {
+        var m = {};
+        d.days.forEach(function (x) { Object.keys(x[field]).forEach(function (k) { m[k] = (m[k] || 0) + x[field][k]; }); });
+        return m;
+      };
+      [["转人工原因", sums("handoffs"), REASONS], ["意图", sums("intents"), {}], ["结束方式", sums("outcomes"), {}]].forEach(function (g) {
+        body.appendChild(el("h3", null, g[0]));
+        var max = Math.max.apply(null, Object.keys(g[1]).map(function (k) { return g[1][k]; }).concat([1]));
+        Object.keys(g[1]).forEach(function (k) {
+          var row = el("div"); row.appendChild(bar(g[1][k], max)); row.appendChild(document.createTextNode((g[2][k] || k) + " " + g[1][k])); body.appendChild(row);
+        });
+      });
+      body.appendChild(el("h3", null, "未能解答的高频问题"));
+      var ol = el("ol");
+      d.unanswered.forEach(function (u) { ol.appendChild(el("li", null, u.question + "（" + u.count + "次）")); });
+      body.appendChild(ol);
+      $("stats").style.display = "block";
+    }).catch(function () {});
+  }
+  $("stats-btn").onclick = showStats;
+  $("stats-close").onclick = function () { $("stats").style.display = "none"; };
 
   // Live queue: every notice reloads the queue, and the open conversation when it is the one.
   function listen() {
@@ -75,6 +136,8 @@
       try { var d = JSON.parse(ev.data || "{}"); if (current && d.escalation_id === current) openConversation(current, true); } catch (e) { /* ignore */ }
     };
     ["ready", "queue", "message", "summary"].forEach(function (n) { es.addEventListener(n, reload); });
+    es.addEventListener("alert", loadAlerts);
+    es.addEventListener("ready", loadAlerts);
     es.addEventListener("signed_out", function () { es.close(); signedOut("登录已过期，请重新登录"); });
   }
 
@@ -90,6 +153,7 @@
         var head = el("div", "q-head");
         var left = el("span");
         left.appendChild(el("span", "badge " + it.reason, REASONS[it.reason] || it.reason));
+        if (it.callback) left.appendChild(el("span", "badge callback", "留言回电"));
         left.appendChild(document.createTextNode(it.status === "waiting" ? "等待中" : ("已接入 · " + (it.assignee || ""))));
         head.appendChild(left);
         head.appendChild(el("span", "q-wait", minutes(it.waiting_seconds)));
@@ -152,6 +216,9 @@
       $("claim-btn").style.display = e.status === "waiting" ? "" : "none";
       $("composer").style.display = e.status === "assigned" && e.mine ? "" : "none";
       ["resolve-btn", "transfer-btn", "return-btn"].forEach(function (b) { $(b).disabled = !(open && e.status === "assigned"); });
+      $("callback-panel").style.display = v.messages.some(function (m) { return m.role === "user" && m.text.indexOf("留言：") === 0; }) ? "" : "none";
+      $("reveal-btn").disabled = !(e.status === "assigned" && e.mine);
+      $("callbacks").textContent = "";
       var s = v.ai_summary;
       $("ai-summary").textContent = s ? s.text : (e.status === "assigned" ? "AI 摘要生成中…" : "接入后自动生成");
       $("ai-sources").textContent = s && s.sources && s.sources.length ? "依据：" + s.sources.map(function (x) { return "《" + x.title + "》" + (x.doc_number || ""); }).join("；") : "";
@@ -201,6 +268,13 @@
       $("reply-text").value = d.text;
       $("draft-note").textContent = (d.grounded ? d.label : "资料未覆盖该问题，请依据经验答复") + (src ? " · 依据：" + src : "");
     }).catch(function () { $("draft-note").style.display = "none"; }).then(function () { $("draft-btn").disabled = false; });
+  };
+  $("reveal-btn").onclick = function () {
+    if (!current) return;
+    api("POST", "/console/api/escalations/" + current + "/callback", {}).then(function (b) {
+      var box = $("callbacks"); box.textContent = "";
+      b.callbacks.forEach(function (c) { box.appendChild(el("div", "cites", c.phone + (c.message ? "：" + c.message : ""))); });
+    }).catch(function () {});
   };
   $("note-btn").onclick = function () {
     var t = $("note-text").value.trim();

@@ -49,6 +49,9 @@
     ".leye-status{font-size:12px;color:#b45309;text-align:center;min-height:0}",
     ".leye-notice{margin:8px 0;padding:10px 12px;border:1px solid #fde68a;background:#fffbeb;border-radius:10px;font-size:13px;line-height:1.6;color:#4b5563}",
     ".leye-notice button{margin-top:6px;font-size:14px;padding:4px 12px;border-radius:6px;border:1px solid #c8102e;background:#c8102e;color:#fff}",
+    ".leye-callback{margin:8px 0;padding:10px 12px;border:1px solid #bae6fd;background:#f0f9ff;border-radius:10px;font-size:13px}",
+    ".leye-callback input,.leye-callback textarea{width:100%;margin-top:6px;font-size:15px;padding:6px 8px;border:1px solid #d0d5dd;border-radius:6px}",
+    ".leye-callback button{margin-top:6px;font-size:14px;padding:4px 12px;border-radius:6px;border:1px solid #c8102e;background:#c8102e;color:#fff}",
     ".leye-tools{display:flex;justify-content:flex-end;padding:0 10px;font-size:12px}",
     ".leye-tools button{border:none;background:none;color:#6b7280;cursor:pointer;padding:4px}",
     ".leye-fab{position:fixed;right:16px;bottom:16px;width:56px;height:56px;border-radius:50%;border:none;background:#c8102e;color:#fff;font-size:26px;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000}",
@@ -209,7 +212,7 @@
     else if (name === "token") { ctx.text.textContent += data.text; scroll(); }
     else if (name === "citations") renderCitations(ctx.bubble, data.citations);
     else if (name === "jobs") renderJobs(ctx.bubble, data.jobs, data.relaxed);
-    else if (name === "handoff") sys("已转人工，当前排队第" + data.position + "位");
+    else if (name === "handoff") { sys("已转人工，当前排队第" + data.position + "位"); if (data.callback) showCallbackForm(); }
     else if (name === "done") {
       ctx.done = true;
       if (!data.answer && !ctx.text.textContent) {
@@ -366,6 +369,35 @@
   }
   if (session) listenEvents();
 
+  // Outside service hours (or with nobody online) the citizen may leave a message and a
+  // callback number; the number is stored encrypted and shown only to the counselor who takes
+  // the conversation.
+  function showCallbackForm() {
+    if (log.querySelector(".leye-callback")) return;
+    var f = el("form", "leye-callback");
+    f.appendChild(el("div", null, "留言并留下回电号码，职业指导师会在服务时间联系您："));
+    var phone = el("input", "leye-cb-phone");
+    phone.type = "tel"; phone.placeholder = "手机号或带区号的固定电话"; phone.maxLength = 20;
+    var msg = el("textarea", "leye-cb-msg");
+    msg.placeholder = "想咨询的问题（选填）"; msg.maxLength = 500;
+    var ok = el("button", "leye-cb-send", "提交留言");
+    ok.type = "submit";
+    f.appendChild(phone); f.appendChild(msg); f.appendChild(ok);
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      ok.disabled = true;
+      fetch(sessionUrl("/callback"), { method: "POST", headers: headers(true), body: JSON.stringify({ phone: phone.value, message: msg.value }) })
+        .then(function (r) { return r.json().then(function (b) { return { ok: r.ok, b: b }; }); })
+        .then(function (x) {
+          if (!x.ok) { ok.disabled = false; sys((x.b.error && x.b.error.message) || "提交失败，请重试"); return; }
+          f.remove();
+          sys("已收到您的留言，职业指导师会在服务时间联系您。");
+        }).catch(function () { ok.disabled = false; sys("网络异常，提交失败，请稍后重试"); });
+    });
+    log.appendChild(f);
+    scroll();
+  }
+
   var busy = false;
   bar.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -387,6 +419,7 @@
     }).then(function (r) { return r.json(); }).then(function (h) {
       if (h.error) { sys(h.error.message); return; }
       sys(h.message || ("已转人工，当前排队第" + h.position + "位"));
+      if (h.callback) showCallbackForm();
     }).catch(function () { sys("网络异常，转人工失败，请稍后重试"); });
   });
 

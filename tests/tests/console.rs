@@ -124,6 +124,21 @@ impl Server {
             .expect("json")
     }
 
+    /// A new session's first message: (session id, token).
+    fn citizen_says_new(&self, text: &str) -> (String, String) {
+        let v: Value = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/chat", self.base))
+            .json(&json!({"message": text}))
+            .send()
+            .expect("chat")
+            .json()
+            .expect("json");
+        (
+            v["session_id"].as_str().expect("sid").to_string(),
+            v["session_token"].as_str().expect("token").to_string(),
+        )
+    }
+
     fn audit_actions(&self) -> Vec<(String, String, String)> {
         let db = self.db.clone();
         self.rt
@@ -668,4 +683,248 @@ fn transfer_hand_back_and_tags() {
     let actions = s.audit_actions();
     assert!(actions.iter().any(|x| x.1 == "transfer" && x.0 == "c1"));
     assert!(actions.iter().any(|x| x.1 == "return" && x.0 == "c2"));
+}
+
+/// 2026-11-25 (a Wednesday) at `hour`:00 in China Standard Time, as Unix ms.
+fn wednesday_at(hour: i64) -> i64 {
+    let utc_midnight = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+        .expect("date")
+        .and_hms_opt(0, 0, 0)
+        .expect("time")
+        .and_utc()
+        .timestamp_millis();
+    utc_midnight + (hour - 8) * 3_600_000
+}
+
+#[test]
+fn outside_service_hours_a_citizen_leaves_a_sealed_callback_and_a_crisis_raises_an_alert() {
+    let s = serve();
+    // In service hours with a counselor signed in: no callback offer.
+    s.clock.set(wednesday_at(10));
+    let c1 = s.login("c1");
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/chat", s.base))
+        .json(&json!({"message": "我要转人工"}))
+        .send()
+        .expect("chat")
+        .json()
+        .expect("json");
+    assert_eq!(v["handoff"]["status"], "waiting", "{v}");
+    assert!(v["handoff"].get("callback").is_none(), "staffed: {v}");
+    assert!(
+        !v["answer"].as_str().unwrap_or("").contains("回电号码"),
+        "{v}"
+    );
+    drop(c1);
+
+    // 20:00: outside service hours. The reply offers a callback.
+    s.clock.set(wednesday_at(20));
+    let (sid, token, esc) = s.escalated_citizen();
+    let transcript: Value = tests::service::client()
+        .get(format!("{}/api/v1/sessions/{sid}", s.base))
+        .header("x-session-token", &token)
+        .send()
+        .expect("transcript")
+        .json()
+        .expect("json");
+    let last = transcript["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("留下留言和回电号码"),
+        "{last}"
+    );
+    let post = |sid: &str, token: &str, body: Value| {
+        status_json(
+            tests::service::client()
+                .post(format!("{}/api/v1/sessions/{sid}/callback", s.base))
+                .header("x-session-token", token)
+                .json(&body)
+                .send()
+                .expect("callback"),
+        )
+    };
+    let (st, v) = post(&sid, &token, json!({"phone": "12345"}));
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{v}"
+    );
+    let (st, v) = post(
+        &sid,
+        &token,
+        json!({"phone": "+86 138 1234 5678", "message": "请下午回电，我的身份证号370102199001011234"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    // Stored sealed: the number is nowhere in the database's text, the ID number is masked.
+    let db = s.db.clone();
+    let e = esc.clone();
+    let (texts, sealed) = s.rt.block_on(async move {
+        let texts = db.all_texts().await.expect("texts");
+        let sealed = db.callbacks(&e).await.expect("callbacks");
+        (texts, sealed)
+    });
+    assert_eq!(sealed.len(), 1);
+    assert!(!sealed[0].phone_sealed.contains("13812345678"));
+    assert!(
+        texts
+            .iter()
+            .all(|t| !t.contains("13812345678") && !t.contains("370102199001011234")),
+        "{texts:?}"
+    );
+    // A session without an open escalation cannot leave one.
+    let other = s.citizen_says_new("你好");
+    let (st, v) = post(&other.0, &other.1, json!({"phone": "13812345678"}));
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("no_open_handoff")),
+        "{v}"
+    );
+
+    // Only the counselor who takes it reads the number; each reading is audited.
+    let c1 = s.login("c1");
+    let (_, q) = c1.get("/console/api/queue");
+    assert!(
+        q["queue"]
+            .as_array()
+            .expect("q")
+            .iter()
+            .any(|i| i["id"] == esc.as_str() && i["callback"] == true),
+        "{q}"
+    );
+    let reveal = format!("/console/api/escalations/{esc}/callback");
+    assert_eq!(c1.post(&reveal, json!({})).0, 403, "not before claiming");
+    assert_eq!(
+        c1.post(&format!("/console/api/escalations/{esc}/claim"), json!({}))
+            .0,
+        200
+    );
+    let (st, v) = c1.post(&reveal, json!({}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["callbacks"][0]["phone"], "13812345678", "{v}");
+    assert_eq!(
+        s.login("s1").post(&reveal, json!({})).0,
+        403,
+        "not even a supervisor"
+    );
+    assert!(s
+        .audit_actions()
+        .iter()
+        .any(|a| a.0 == "c1" && a.1 == "reveal" && a.2 == esc));
+
+    // A crisis outside service hours: hotlines at once, an alert for the console and metrics.
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/chat", s.base))
+        .json(&json!({"message": "找不到工作，我不想活了"}))
+        .send()
+        .expect("chat")
+        .json()
+        .expect("json");
+    assert_eq!(v["handoff"]["reason"], "crisis", "{v}");
+    assert!(v["answer"].as_str().unwrap_or("").contains("12356"), "{v}");
+    let crisis = v["handoff"]["ticket_id"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let (_, a) = c1.get("/console/api/alerts");
+    let alert = a["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|x| x["escalation_id"] == crisis.as_str())
+        .cloned()
+        .expect("an alert for the crisis");
+    let metrics = tests::service::client()
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(metrics.contains("leye_crisis_alerts_total 1"), "{metrics}");
+    let (st, _) = c1.post(
+        &format!(
+            "/console/api/alerts/{}/ack",
+            alert["id"].as_str().expect("id")
+        ),
+        json!({}),
+    );
+    assert_eq!(st, 200);
+    let (_, a) = c1.get("/console/api/alerts");
+    assert_eq!(a["alerts"], json!([]));
+    assert!(s.audit_actions().iter().any(|x| x.1 == "ack_alert"));
+}
+
+#[test]
+fn the_dashboard_counts_each_day_and_exports_csv_without_personal_data() {
+    let s = serve();
+    let (_, _, esc) = s.escalated_citizen();
+    let (sid, token) = s.citizen_says_new("请问，夜市摆摊需要办什么执照吗？");
+    let _ = s.citizen_says(&sid, &token, "请问，夜市摆摊需要办什么执照吗？");
+    let c = s.login("c1");
+    assert_eq!(
+        c.post(&format!("/console/api/escalations/{esc}/claim"), json!({}))
+            .0,
+        200
+    );
+    assert_eq!(
+        c.post(
+            &format!("/console/api/escalations/{esc}/resolve"),
+            json!({"outcome": "referred"})
+        )
+        .0,
+        200
+    );
+    let sup = s.login("s1");
+    let (st, d) = sup.get("/console/api/stats?days=7");
+    assert_eq!(st, 200, "{d}");
+    let days = d["days"].as_array().expect("days");
+    let sum = |f: &dyn Fn(&Value) -> i64| days.iter().map(f).sum::<i64>();
+    assert!(
+        sum(&|x| x["conversations"].as_i64().unwrap_or(0)) >= 2,
+        "{d}"
+    );
+    assert_eq!(
+        sum(&|x| x["handoffs"]["explicit"].as_i64().unwrap_or(0)),
+        1,
+        "{d}"
+    );
+    assert_eq!(sum(&|x| x["claimed"].as_i64().unwrap_or(0)), 1, "{d}");
+    assert_eq!(
+        sum(&|x| x["outcomes"]["referred"].as_i64().unwrap_or(0)),
+        1,
+        "{d}"
+    );
+    assert!(days.iter().any(|x| x["wait_p50_secs"].is_i64()), "{d}");
+    assert_eq!(
+        d["unanswered"][0]["question"], "夜市摆摊需要办什么执照",
+        "{d}"
+    );
+    assert_eq!(d["unanswered"][0]["count"], 2, "grouped: {d}");
+    let (st, v) = sup.get("/console/api/stats?days=abc");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let r = sup
+        .request(Method::GET, "/console/api/stats.csv?days=7", false)
+        .send()
+        .expect("csv");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/csv"));
+    let csv = r.text().expect("text");
+    assert!(csv.starts_with("day,metric,key,value\n"), "{csv}");
+    assert!(csv.contains(",handoff,explicit,1\n"), "{csv}");
+    assert!(!csv.contains(&sid), "no session ids in the export");
+    assert!(s
+        .audit_actions()
+        .iter()
+        .any(|a| a.0 == "s1" && a.1 == "export"));
 }

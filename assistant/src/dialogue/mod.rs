@@ -223,9 +223,10 @@ impl Assistant {
         }
     }
 
-    /// The same assistant, announcing escalations on `bus` (the console's queue stream).
-    pub fn with_bus(mut self, bus: Arc<dyn crate::bus::EventBus>) -> Self {
-        self.handoffs = self.handoffs.with_bus(bus);
+    /// The same assistant, telling the counselor workspace of each escalation (the console's
+    /// queue, callback offers and crisis alerts outside service hours).
+    pub fn with_workspace(mut self, workspace: crate::console::Workspace) -> Self {
+        self.handoffs = self.handoffs.with_workspace(workspace);
         self
     }
 

@@ -94,6 +94,13 @@ pub const ROUTES: &[RouteSpec] = &[
         "/console/api/escalations/{id}/summary",
         Role::Counselor,
     ),
+    r(
+        "POST",
+        "/console/api/escalations/{id}/callback",
+        Role::Counselor,
+    ),
+    r("GET", "/console/api/alerts", Role::Counselor),
+    r("POST", "/console/api/alerts/{id}/ack", Role::Counselor),
     r("GET", "/console/api/counselors", Role::Counselor),
     r("GET", "/console/api/stats", Role::Supervisor),
     r("GET", "/console/api/stats.csv", Role::Supervisor),
@@ -112,6 +119,7 @@ impl From<WorkspaceError> for ApiError {
                 "not_found",
                 match what {
                     "counselor" => "没有这位职业指导师",
+                    "alert" => "没有这条提醒（或已处理）",
                     _ => "没有找到该会话",
                 },
             ),
@@ -150,6 +158,9 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<AppState>>> {
         ("POST", "/console/api/escalations/{id}/return") => post(hand_back),
         ("POST", "/console/api/escalations/{id}/draft") => post(draft),
         ("POST", "/console/api/escalations/{id}/summary") => post(summary),
+        ("POST", "/console/api/escalations/{id}/callback") => post(reveal_callbacks),
+        ("GET", "/console/api/alerts") => get(alerts),
+        ("POST", "/console/api/alerts/{id}/ack") => post(ack_alert),
         ("GET", "/console/api/counselors") => get(counselors),
         ("GET", "/console/api/stats") => get(stats),
         ("GET", "/console/api/stats.csv") => get(stats_csv),
@@ -774,4 +785,37 @@ pub async fn stats_csv(
         crate::console::stats::csv(&rows),
     )
         .into_response())
+}
+
+/// `POST /console/api/escalations/{id}/callback`: the callback numbers the citizen left, for
+/// the counselor holding the conversation only; each reveal is audited.
+pub async fn reveal_callbacks(
+    State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
+    Extension(s): Me,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = state
+        .workspace
+        .reveal_callbacks(&s, &id, &ip.to_string())
+        .await?;
+    Ok(Json(json!({"callbacks": list})))
+}
+
+/// `GET /console/api/alerts`: crisis alerts nobody acknowledged, with the on-call contact.
+pub async fn alerts(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(state.workspace.alerts().await?))
+}
+
+/// `POST /console/api/alerts/{id}/ack`.
+pub async fn ack_alert(
+    State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
+    Extension(s): Me,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.workspace.ack_alert(&s, &id, &ip.to_string()).await?;
+    Ok(Json(json!({"acknowledged": true})))
 }

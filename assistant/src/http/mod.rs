@@ -72,6 +72,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/sessions/{id}/feedback", post(sessions::feedback))
         .route("/api/v1/sessions/{id}/handoff", post(sessions::handoff))
+        .route("/api/v1/sessions/{id}/callback", post(sessions::callback))
         .route(
             "/api/v1/sessions/{id}/turns/{turn_id}/events",
             get(chat::resume),

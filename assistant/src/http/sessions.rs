@@ -175,3 +175,32 @@ pub async fn delete(
     tracing::info!(session = %sid, "conversation deleted by its citizen");
     Ok(Json(json!({"deleted": deleted})))
 }
+
+/// `POST /api/v1/sessions/{id}/callback`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackBody {
+    phone: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Leaves a message and a callback number on the open escalation (outside service hours or
+/// with nobody online). The number is sealed; only the counselor who takes the conversation
+/// can read it, and each reading is audited.
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CallbackBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (caller, _) = authorize(&state, &id, &headers).await?;
+    if body.message.chars().count() > MAX_NOTE_CHARS || body.phone.chars().count() > 40 {
+        return Err(ApiError::too_long("留言", MAX_NOTE_CHARS));
+    }
+    let cid = state
+        .workspace
+        .leave_callback(&caller, &body.phone, &body.message)
+        .await?;
+    Ok(Json(json!({"callback_id": cid})))
+}

@@ -589,4 +589,133 @@ impl Db {
             })
             .collect()
     }
+
+    /// Console sign-ins active since `since` (ms): counselors online now.
+    pub async fn signed_in_since(&self, since: i64) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM console_sessions s JOIN counselors c ON c.id = s.counselor_id \
+             WHERE s.last_seen >= $1 AND c.disabled = 0",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Stores a callback request (the number already sealed, the message masked).
+    pub async fn add_callback(
+        &self,
+        e: &EscalationRow,
+        phone_sealed: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<String> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO callbacks (id, session_id, escalation_id, phone_sealed, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&e.session_id)
+        .bind(&e.id)
+        .bind(phone_sealed)
+        .bind(message)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// The callback requests of an escalation, oldest first.
+    pub async fn callbacks(&self, escalation_id: &str) -> Result<Vec<CallbackRow>> {
+        let rows = sqlx::query(
+            "SELECT id, phone_sealed, message, created_at FROM callbacks WHERE escalation_id = $1 ORDER BY created_at, id",
+        )
+        .bind(escalation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallbackRow {
+                    id: r.try_get("id")?,
+                    phone_sealed: r.try_get("phone_sealed")?,
+                    message: r.try_get("message")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Raises an alert (a crisis nobody could take at once).
+    pub async fn add_alert(&self, escalation_id: &str, kind: &str, now: i64) -> Result<String> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO alerts (id, escalation_id, kind, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(escalation_id)
+        .bind(kind)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Alerts nobody acknowledged yet, oldest first.
+    pub async fn open_alerts(&self) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(
+            "SELECT id, escalation_id, kind, created_at FROM alerts WHERE acknowledged_at IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    id: r.try_get("id")?,
+                    escalation_id: r.try_get("escalation_id")?,
+                    kind: r.try_get("kind")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Acknowledges an alert; false when it was unknown or already acknowledged.
+    pub async fn ack_alert(&self, id: &str, counselor_id: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE alerts SET acknowledged_by = $1, acknowledged_at = $2 WHERE id = $3 AND acknowledged_at IS NULL",
+        )
+        .bind(counselor_id)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+/// A callback request.
+#[derive(Debug, Clone)]
+pub struct CallbackRow {
+    /// Id.
+    pub id: String,
+    /// The sealed number.
+    pub phone_sealed: String,
+    /// The citizen's message (masked).
+    pub message: String,
+    /// When (ms).
+    pub created_at: i64,
+}
+
+/// An alert for the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRow {
+    /// Id.
+    pub id: String,
+    /// The escalation.
+    pub escalation_id: String,
+    /// `crisis_unattended`.
+    pub kind: String,
+    /// When (ms).
+    pub created_at: i64,
 }

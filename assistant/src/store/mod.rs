@@ -29,7 +29,8 @@ use crate::domain::{Channel, SessionId, TokenHash};
 mod console;
 mod stats;
 pub use console::{
-    AuditFilter, AuditRow, ConsoleSessionRow, CounselorRow, NoteRow, SessionEventRow,
+    AlertRow, AuditFilter, AuditRow, CallbackRow, ConsoleSessionRow, CounselorRow, NoteRow,
+    SessionEventRow,
 };
 pub use stats::{day_of, StatRow};
 
