@@ -25,8 +25,11 @@
     clearTimeout(toast.timer);
     toast.timer = setTimeout(function () { t.style.display = "none"; }, 4000);
   }
-  function api(method, path, body) {
+  // `background`: a refresh the page makes by itself, which must not keep an unattended
+  // sign-in alive (the idle expiry counts only a person's actions).
+  function api(method, path, body, background) {
     var h = {};
+    if (background) h["X-Leye-Background"] = "1";
     if (body !== undefined) h["Content-Type"] = "application/json";
     if (me && method !== "GET") h["X-CSRF-Token"] = me.csrf_token;
     return fetch(path, { method: method, headers: h, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) })
@@ -71,7 +74,7 @@
   // Crisis alerts raised outside service hours: a red banner until someone acknowledges.
   function loadAlerts() {
     if (!me) return;
-    api("GET", "/console/api/alerts").then(function (b) {
+    api("GET", "/console/api/alerts", undefined, true).then(function (b) {
       var box = $("alerts"); box.textContent = "";
       box.style.display = b.alerts.length ? "block" : "none";
       b.alerts.forEach(function (a) {
@@ -133,7 +136,7 @@
     window.__leyeEvents = es;
     var reload = function (ev) {
       loadQueue();
-      try { var d = JSON.parse(ev.data || "{}"); if (current && d.escalation_id === current) openConversation(current, true); } catch (e) { /* ignore */ }
+      try { var d = JSON.parse(ev.data || "{}"); if (current && d.escalation_id === current) openConversation(current, true, true); } catch (e) { /* ignore */ }
     };
     ["ready", "queue", "message", "summary"].forEach(function (n) { es.addEventListener(n, reload); });
     es.addEventListener("alert", loadAlerts);
@@ -143,7 +146,7 @@
 
   function loadQueue() {
     if (!me) return;
-    api("GET", "/console/api/queue").then(function (b) {
+    api("GET", "/console/api/queue", undefined, true).then(function (b) {
       var q = $("queue"); q.textContent = "";
       $("queue-count").textContent = "（" + b.queue.length + "）";
       if (!b.queue.length) q.appendChild(el("div", "empty", "暂无排队"));
@@ -190,10 +193,10 @@
     bubble.appendChild(d);
   }
 
-  function openConversation(id, keepScroll) {
+  function openConversation(id, keepScroll, background) {
     current = id;
     [].forEach.call(document.querySelectorAll(".q-item"), function (x) { x.classList.toggle("active", x.dataset.id === id); });
-    api("GET", "/console/api/escalations/" + id).then(function (v) {
+    api("GET", "/console/api/escalations/" + id, undefined, background).then(function (v) {
       view = v;
       var tr = $("transcript");
       var atBottom = tr.scrollTop + tr.clientHeight >= tr.scrollHeight - 30;

@@ -9,8 +9,10 @@
  * in a URL. After a network drop the widget resumes the answer's event stream from the last
  * event id it saw (GET …/turns/{turn}/events with Last-Event-ID), and falls back to the stored
  * transcript, so a question is never sent twice. "删除记录" deletes the conversation.
- * Counselors' replies arrive on the session's event stream (GET …/events, resumed with
- * Last-Event-ID); while a counselor holds the conversation, messages go to them, not the model.
+ * From a handoff until the conversation is resolved, counselors' replies arrive on the
+ * session's event stream (GET …/events, resumed with Last-Event-ID); while a counselor holds
+ * the conversation, messages go to them, not the model. Outside service hours the citizen can
+ * leave a message and a callback number.
  */
 (function () {
   "use strict";
@@ -121,7 +123,6 @@
       return r.json().then(function (b) {
         if (!r.ok) throw new Error((b.error && b.error.message) || ("请求失败（" + r.status + "）"));
         setSession({ id: b.session_id, token: b.session_token, ev: 0 });
-        listenEvents();
         return session;
       });
     });
@@ -212,7 +213,7 @@
     else if (name === "token") { ctx.text.textContent += data.text; scroll(); }
     else if (name === "citations") renderCitations(ctx.bubble, data.citations);
     else if (name === "jobs") renderJobs(ctx.bubble, data.jobs, data.relaxed);
-    else if (name === "handoff") { sys("已转人工，当前排队第" + data.position + "位"); if (data.callback) showCallbackForm(); }
+    else if (name === "handoff") { sys("已转人工，当前排队第" + data.position + "位"); goLive(); if (data.callback) showCallbackForm(); }
     else if (name === "done") {
       ctx.done = true;
       if (!data.answer && !ctx.text.textContent) {
@@ -233,7 +234,8 @@
     var buf = "";
     function pump() {
       return reader.read().then(function (r) {
-        if (r.done || (keepGoing && !keepGoing())) return;
+        if (r.done) return;
+        if (keepGoing && !keepGoing()) { reader.cancel().catch(function () {}); return; }
         buf += decoder.decode(r.value, { stream: true });
         var idx;
         while ((idx = buf.indexOf("\n\n")) >= 0) {
@@ -342,7 +344,20 @@
       m.appendChild(el("span", "leye-text", data.text));
       status.textContent = "";
       scroll();
-    } else if (name === "status" && data.text) sys(data.text);
+    } else if (name === "status") {
+      if (data.text) sys(data.text);
+      if ((data.status === "resolved" || data.status === "returned") && session) {
+        // Back with the assistant: the stream is closed until the next handoff.
+        session.live = false; setSession(session); events = null;
+      }
+    }
+  }
+  // The stream is opened only while a person is involved (from the handoff until the
+  // conversation is resolved or returned), so idle widgets hold no connection.
+  function goLive() {
+    if (!session) return;
+    session.live = true; setSession(session);
+    listenEvents();
   }
   function listenEvents(attempt) {
     attempt = attempt || 0;
@@ -362,12 +377,12 @@
         try { showEvent(name, JSON.parse(data)); } catch (e) { /* keep reading */ }
       }, function () { return events === mine; });
     }).catch(function () { /* reconnect below */ }).then(function () {
-      if (events !== mine || mine.stop || !session) { if (events === mine) events = null; return; }
+      if (events !== mine || mine.stop || !session || !session.live) { if (events === mine) events = null; return; }
       events = null;
       setTimeout(function () { listenEvents(attempt + 1); }, Math.min(1000 * Math.pow(2, attempt), 30000));
     });
   }
-  if (session) listenEvents();
+  if (session && session.live) listenEvents();
 
   // Outside service hours (or with nobody online) the citizen may leave a message and a
   // callback number; the number is stored encrypted and shown only to the counselor who takes
@@ -419,6 +434,7 @@
     }).then(function (r) { return r.json(); }).then(function (h) {
       if (h.error) { sys(h.error.message); return; }
       sys(h.message || ("已转人工，当前排队第" + h.position + "位"));
+      goLive();
       if (h.callback) showCallbackForm();
     }).catch(function () { sys("网络异常，转人工失败，请稍后重试"); });
   });

@@ -116,6 +116,20 @@ fn summary(label: &str, t: &[TurnTiming]) {
     );
 }
 
+/// The configuration of a benchmark with its own home `<home>/<name>` (index and database);
+/// the models stay where they are.
+pub fn bench_config(cfg: &Config, name: &str) -> anyhow::Result<Config> {
+    let mut cfg = cfg.clone();
+    cfg.home = cfg.home.join(name);
+    std::fs::create_dir_all(&cfg.home)?;
+    let models = Config::default();
+    let mut fetch = |_| {};
+    cfg.llm.path = Some(assistant::model_store::llm_path(&models, &mut fetch)?);
+    cfg.embedder.path = Some(assistant::model_store::embedder_path(&models, &mut fetch)?);
+    cfg.database.url = Some(assistant::store::Db::sqlite_url(&cfg.home));
+    Ok(cfg)
+}
+
 /// Runs the benchmark.
 pub fn run(cfg: &Config, questions: &Path, parallel: usize) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(questions)?;
@@ -126,15 +140,7 @@ pub fn run(cfg: &Config, questions: &Path, parallel: usize) -> anyhow::Result<()
         .map(str::to_string)
         .collect();
     anyhow::ensure!(!qs.is_empty(), "no questions in {}", questions.display());
-    let mut cfg = cfg.clone();
-    cfg.home = cfg.home.join("chat-bench");
-    std::fs::create_dir_all(&cfg.home)?;
-    // Models stay where they are; only the index and database live in the bench home.
-    let models = Config::default();
-    let mut fetch = |_| {};
-    cfg.llm.path = Some(assistant::model_store::llm_path(&models, &mut fetch)?);
-    cfg.embedder.path = Some(assistant::model_store::embedder_path(&models, &mut fetch)?);
-    cfg.database.url = Some(assistant::store::Db::sqlite_url(&cfg.home));
+    let mut cfg = bench_config(cfg, "chat-bench")?;
     cfg.llm.queue_capacity = cfg.llm.queue_capacity.max(parallel);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

@@ -96,6 +96,16 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         parallel: usize,
     },
+    /// The counselor's reply to the citizen's widget: send-to-receive p50/p95 over N replies
+    /// with M event streams open (console and widgets), and the memory and CPU they cost.
+    Console {
+        /// Replies timed.
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        /// Event streams open during the run (a tenth console, the rest widgets).
+        #[arg(long, default_value_t = 200)]
+        subscribers: usize,
+    },
 }
 
 /// The knowledge base of an evaluation: the embedded store in `index`, the configured embedder.
@@ -265,6 +275,10 @@ fn main() -> anyhow::Result<()> {
             questions,
             parallel,
         } => chat_bench::run(&cfg, &questions, parallel)?,
+        Cmd::Console {
+            messages,
+            subscribers,
+        } => console_bench::run(&cfg, messages, subscribers)?,
     }
     Ok(())
 }
@@ -272,3 +286,4 @@ fn main() -> anyhow::Result<()> {
 mod answers_run;
 mod bench;
 mod chat_bench;
+mod console_bench;

@@ -259,6 +259,32 @@ fn every_console_route_refuses_strangers_wrong_roles_missing_csrf_and_expired_si
             "{p}: {v}"
         );
     }
+    // The page refreshing itself (marked as background) keeps nobody signed in: 20 minutes
+    // after the last action plus 15 more of background refreshes, the sign-in has expired.
+    let left_open = s.login("c1");
+    s.clock.advance(20 * 60_000);
+    let (st, _) = status_json(
+        left_open
+            .request(Method::GET, "/console/api/queue", false)
+            .header("x-leye-background", "1")
+            .send()
+            .expect("refresh"),
+    );
+    assert_eq!(st, 200);
+    s.clock.advance(15 * 60_000);
+    let (st, v) = left_open.get("/console/api/me");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (401, Some("session_expired")),
+        "{v}"
+    );
+    // A person's action does restart the idle time.
+    let active_one = s.login("c1");
+    s.clock.advance(20 * 60_000);
+    assert_eq!(active_one.get("/console/api/queue").0, 200);
+    s.clock.advance(15 * 60_000);
+    assert_eq!(active_one.get("/console/api/me").0, 200);
+
     // Absolute expiry: active every 20 minutes, the sign-in still ends after 12 hours.
     let active = s.login("c2");
     let mut ended_after = None;

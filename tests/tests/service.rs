@@ -765,10 +765,36 @@ fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
         "[...document.querySelectorAll('.leye-sys')].some(e => e.textContent.includes('排在第'))",
         60,
     );
+    // Outside service hours (this service has none): the citizen leaves a callback number.
+    wait(
+        &mut widget,
+        "the callback form",
+        "!!document.querySelector('.leye-callback')",
+        30,
+    );
+    widget
+        .eval(
+            "document.querySelector('.leye-cb-phone').value = '139 0531 0000';
+             document.querySelector('.leye-cb-msg').value = '想问毕业生补贴怎么申请';
+             document.querySelector('.leye-cb-send').click(); true",
+        )
+        .expect("leave a callback");
+    wait(
+        &mut widget,
+        "the callback confirmation",
+        "[...document.querySelectorAll('.leye-sys')].some(e => e.textContent.includes('已收到您的留言'))",
+        30,
+    );
     let sid = widget
         .eval("JSON.parse(localStorage.getItem('leye_session')).id")
         .expect("session id");
     let sid = sid.as_str().expect("sid").to_string();
+    assert!(
+        svc.stored_texts()
+            .iter()
+            .all(|t| !t.contains("13905310000")),
+        "the number is stored sealed"
+    );
     let db = svc.running.state.assistant.db().clone();
     let s = assistant::domain::SessionId::parse(&sid).expect("sid");
     let esc = svc
@@ -781,6 +807,10 @@ fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
     // The escalation appears in the console without a reload (server-sent events).
     let item = format!("document.querySelector('.q-item[data-id=\"{esc}\"]')");
     wait(&mut console, "the new queue item", &format!("!!{item}"), 60);
+    let badge = console
+        .eval(&format!("{item}.textContent"))
+        .expect("item text");
+    assert!(badge.as_str().unwrap_or("").contains("留言回电"), "{badge}");
     console
         .eval(&format!("{item}.click(); true"))
         .expect("open it");
@@ -810,6 +840,20 @@ fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
         tests::has_chinese(summary.as_str().unwrap_or("")),
         "{summary}"
     );
+    // The callback number, shown to the counselor holding it on request.
+    console
+        .eval("document.getElementById('reveal-btn').click(); true")
+        .expect("reveal");
+    let shown = wait(
+        &mut console,
+        "the revealed number",
+        "document.getElementById('callbacks').textContent",
+        30,
+    );
+    assert!(
+        shown.as_str().unwrap_or("").contains("13905310000"),
+        "{shown}"
+    );
     // The widget says who joined.
     wait(
         &mut widget,
@@ -829,6 +873,7 @@ fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
         600,
     );
     assert!(!draft.as_str().unwrap_or("").is_empty());
+    eprintln!("AI summary: {summary}\nAI draft: {draft}");
     let before = svc
         .messages(&sid)
         .iter()

@@ -314,8 +314,8 @@ impl Workspace {
     }
 
     /// The counselor behind a cookie value. An expired sign-in is deleted; a valid one's idle
-    /// time restarts.
-    pub async fn authenticate(&self, cookie: &str) -> Result<Auth> {
+    /// time restarts when `activity` (a person's action, not the page refreshing itself).
+    pub async fn authenticate(&self, cookie: &str, activity: bool) -> Result<Auth> {
         let hash = SessionToken::from_client(cookie).hash();
         let Some((s, c)) = self.db.console_session(hash.as_str()).await? else {
             return Ok(Auth::Missing);
@@ -329,7 +329,9 @@ impl Workspace {
             self.db.delete_console_session(&s.token_hash).await?;
             return Ok(Auth::Expired);
         }
-        self.db.touch_console_session(&s.token_hash, now).await?;
+        if activity {
+            self.db.touch_console_session(&s.token_hash, now).await?;
+        }
         Ok(Auth::Ok(Box::new(Signed {
             counselor: c,
             role: role.unwrap_or(Role::Counselor),

@@ -26,6 +26,9 @@ use crate::guard::for_log;
 
 /// Header that carries the CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Header of requests the console page makes by itself (refreshes): they do not count as
+/// activity for the idle expiry.
+pub const BACKGROUND_HEADER: &str = "x-leye-background";
 
 /// A console API route and the least role that may call it.
 #[derive(Debug, Clone, Copy)]
@@ -253,7 +256,13 @@ fn unauthenticated(code: &'static str, message: &str) -> ApiError {
 async fn guard(state: Arc<AppState>, role: Role, mut req: Request, next: Next) -> Response {
     let signed = match cookie(req.headers()) {
         None => return unauthenticated("unauthenticated", "请先登录").into_response(),
-        Some(c) => match state.workspace.authenticate(&c).await {
+        // The console marks the requests it makes by itself (periodic and event-driven
+        // reloads): they must not keep an unattended sign-in alive.
+        Some(c) => match state
+            .workspace
+            .authenticate(&c, !req.headers().contains_key(BACKGROUND_HEADER))
+            .await
+        {
             Err(e) => return ApiError::from(e).into_response(),
             Ok(Auth::Missing) => {
                 return unauthenticated("unauthenticated", "请先登录").into_response()
