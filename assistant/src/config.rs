@@ -684,6 +684,18 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
     }
 }
 
+/// A working period `HH:MM-HH:MM` as minutes since midnight, start before end.
+pub fn parse_period(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let minutes = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    let (a, b) = (minutes(a)?, minutes(b)?);
+    (a < b).then_some((a, b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,16 +776,4 @@ mod tests {
         .to_string();
         assert!(e.contains("nginx"), "{e}");
     }
-}
-
-/// A working period `HH:MM-HH:MM` as minutes since midnight, start before end.
-pub fn parse_period(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.trim().split_once('-')?;
-    let minutes = |t: &str| -> Option<u32> {
-        let (h, m) = t.trim().split_once(':')?;
-        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
-    };
-    let (a, b) = (minutes(a)?, minutes(b)?);
-    (a < b).then_some((a, b))
 }

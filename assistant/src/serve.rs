@@ -69,8 +69,9 @@ pub(crate) async fn listen(
         }
     }));
     let db = state.assistant.db().clone();
+    let workspace = state.workspace.clone();
     let housekeeping = tokio::spawn(async move {
-        tokio::join!(purge_loop(db.clone(), retention_days), sample_queue(db));
+        tokio::join!(purge_loop(workspace, retention_days), sample_queue(db));
     });
     Ok(Running {
         addr,
@@ -186,15 +187,14 @@ async fn sample_queue(db: Db) {
 }
 
 /// Deletes conversations past the retention period, at start and then hourly.
-async fn purge_loop(db: Db, retention_days: u32) {
+async fn purge_loop(workspace: crate::console::Workspace, retention_days: u32) {
     if retention_days == 0 {
         return;
     }
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        let before = crate::store::now_ms() - i64::from(retention_days) * 86_400_000;
-        match db.purge_inactive(before).await {
+        match workspace.purge_expired(retention_days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 sessions = n,

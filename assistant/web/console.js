@@ -48,6 +48,7 @@
     if (window.__leyeEvents) { window.__leyeEvents.close(); window.__leyeEvents = null; }
     $("app").className = ""; $("login").style.display = "block"; $("logout-btn").style.display = "none"; $("whoami").textContent = "";
     $("stats-btn").style.display = "none"; $("stats").style.display = "none"; $("alerts").style.display = "none";
+    $("audit-btn").style.display = "none"; $("audit").style.display = "none";
     if (msg) $("login-error").textContent = msg;
     if (location.pathname !== "/console/login") history.replaceState(null, "", "/console/login");
   }
@@ -66,6 +67,7 @@
       });
     }).catch(function () {});
     $("stats-btn").style.display = (who.role === "supervisor" || who.role === "admin") ? "" : "none";
+    $("audit-btn").style.display = who.role === "admin" ? "" : "none";
     listen();
     loadQueue();
     loadAlerts();
@@ -127,6 +129,26 @@
     }).catch(function () {});
   }
   $("stats-btn").onclick = showStats;
+  var ACTIONS = { login: "登录", login_failed: "登录失败", logout: "退出", open_transcript: "查看记录", claim: "接入", reply: "回复", note: "备注", tag: "标签", transfer: "转交", resolve: "结束", "return": "交回助手", draft: "AI起草", reveal: "查看回电号码", ack_alert: "处理提醒", "export": "导出" };
+  Object.keys(ACTIONS).forEach(function (k) { var o = el("option", null, ACTIONS[k]); o.value = k; $("audit-action").appendChild(o); });
+  function showAudit() {
+    var q = "?limit=500&username=" + encodeURIComponent($("audit-user").value.trim()) + "&action=" + encodeURIComponent($("audit-action").value);
+    api("GET", "/console/api/audit" + q).then(function (b) {
+      var t = $("audit-table"); t.textContent = "";
+      var head = el("tr");
+      ["时间", "用户", "操作", "对象", "说明", "地址"].forEach(function (h) { head.appendChild(el("th", null, h)); });
+      t.appendChild(head);
+      b.entries.forEach(function (e) {
+        var tr = el("tr");
+        [new Date(e.at).toLocaleString(), e.username, ACTIONS[e.action] || e.action, e.target, e.detail, e.client_ip].forEach(function (v) { tr.appendChild(el("td", null, v)); });
+        t.appendChild(tr);
+      });
+      $("audit").style.display = "block";
+    }).catch(function () {});
+  }
+  $("audit-btn").onclick = showAudit;
+  $("audit-go").onclick = showAudit;
+  $("audit-close").onclick = function () { $("audit").style.display = "none"; };
   $("stats-close").onclick = function () { $("stats").style.display = "none"; };
 
   // Live queue: every notice reloads the queue, and the open conversation when it is the one.
@@ -268,8 +290,12 @@
     api("POST", "/console/api/escalations/" + current + "/draft", {}).then(function (d) {
       // Only put into the editor: the counselor reads, edits and sends it themselves.
       var src = (d.citations || []).map(function (c) { return "《" + c.title + "》" + (c.section || ""); }).join("；");
-      $("reply-text").value = d.text;
-      $("draft-note").textContent = (d.grounded ? d.label : "资料未覆盖该问题，请依据经验答复") + (src ? " · 依据：" + src : "");
+      if (d.grounded) {
+        $("reply-text").value = d.text;
+        $("draft-note").textContent = d.label + (src ? " · 依据：" + src : "");
+      } else {
+        $("draft-note").textContent = "资料未覆盖“" + d.question + "”，请依据经验答复";
+      }
     }).catch(function () { $("draft-note").style.display = "none"; }).then(function () { $("draft-btn").disabled = false; });
   };
   $("reveal-btn").onclick = function () {

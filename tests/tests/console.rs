@@ -954,3 +954,116 @@ fn the_dashboard_counts_each_day_and_exports_csv_without_personal_data() {
         .iter()
         .any(|a| a.0 == "s1" && a.1 == "export"));
 }
+
+#[test]
+fn the_queue_pins_crises_highlights_long_waits_and_retention_keeps_audit_and_aggregates() {
+    let s = serve();
+    let (sid, token, explicit) = s.escalated_citizen();
+    let v: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/chat", s.base))
+        .json(&json!({"message": "我真的撑不下去了，不想活了"}))
+        .send()
+        .expect("chat")
+        .json()
+        .expect("json");
+    let crisis = v["handoff"]["ticket_id"]
+        .as_str()
+        .expect("crisis ticket")
+        .to_string();
+    let c = s.login("c1");
+    let (_, q) = c.get("/console/api/queue");
+    let ids: Vec<&str> = q["queue"]
+        .as_array()
+        .expect("q")
+        .iter()
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [crisis.as_str(), explicit.as_str()],
+        "crisis first although it came later"
+    );
+    assert!(
+        q["queue"]
+            .as_array()
+            .expect("q")
+            .iter()
+            .all(|i| i["over_sla"] == false),
+        "{q}"
+    );
+    s.clock.advance(11 * 60_000);
+    let (_, q) = c.get("/console/api/queue");
+    assert!(
+        q["queue"]
+            .as_array()
+            .expect("q")
+            .iter()
+            .all(|i| i["over_sla"] == true),
+        "past the 10-minute SLA: {q}"
+    );
+    assert_eq!(
+        c.post(
+            &format!("/console/api/escalations/{explicit}/claim"),
+            json!({})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        c.post(
+            &format!("/console/api/escalations/{explicit}/notes"),
+            json!({"text": "备注"})
+        )
+        .0,
+        200
+    );
+
+    // Retention by the same clock: 181 days later the conversation, its notes and events are
+    // gone; the audit log and the daily aggregates stay.
+    let db = s.db.clone();
+    let clock = s.clock.clone();
+    clock.advance(181 * 86_400_000);
+    let (purged, audit, stats, session) = s.rt.block_on(async move {
+        let ws = assistant::console::Workspace::new(
+            db.clone(),
+            Arc::new(assistant::bus::LocalBus::default()),
+            clock,
+            assistant::config::ConsoleConfig::default(),
+            assistant::console::Sealer::from_key(&[7; 32]),
+        );
+        let purged = ws.purge_expired(180).await.expect("purge");
+        let audit = db
+            .audit_entries(&assistant::store::AuditFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("audit");
+        let stats = db.stats_since("2000-01-01").await.expect("stats");
+        let sid = assistant::domain::SessionId::parse(&sid).expect("sid");
+        let session = db.session(&sid).await.expect("session");
+        (purged, audit, stats, session)
+    });
+    assert!(purged >= 2, "{purged}");
+    assert!(session.is_none(), "the conversation is gone");
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "note" && a.target == explicit),
+        "audit rows stay"
+    );
+    assert!(
+        stats
+            .iter()
+            .any(|r| r.metric == "handoff" && r.key == "crisis"),
+        "aggregates stay"
+    );
+    let (st, _) = status_json(
+        tests::service::client()
+            .get(format!("{}/api/v1/sessions/{}", s.base, "0".repeat(32)))
+            .header("x-session-token", &token)
+            .send()
+            .expect("gone"),
+    );
+    assert_eq!(st, 404);
+}

@@ -781,6 +781,14 @@ impl Workspace {
         Ok(())
     }
 
+    /// Deletes conversations idle for `retention_days` (by this workspace's clock): messages,
+    /// feedback, notes, stream events, callback numbers, escalations and profiles. Audit rows
+    /// and daily aggregates stay. Returns how many conversations went.
+    pub async fn purge_expired(&self, retention_days: u32) -> Result<u64> {
+        let before = self.now() - i64::from(retention_days) * 86_400_000;
+        Ok(self.db.purge_inactive(before).await?)
+    }
+
     /// Whether `ms` falls in the configured service days and hours (local time of
     /// `console.utc_offset_hours`).
     pub fn in_service_hours(&self, ms: i64) -> bool {
@@ -964,6 +972,24 @@ impl Workspace {
     }
 }
 
+/// The citizen's latest question in a transcript, for the AI draft: the 转人工 request and the
+/// callback note keep only what the citizen asked ("转人工：…", "留言：…（已留下回电号码）").
+pub fn last_question(messages: &[crate::store::MessageRow]) -> Option<String> {
+    messages
+        .iter()
+        .rev()
+        .filter(|m| m.role == "user")
+        .map(|m| {
+            let t = m.text.trim();
+            let t = t.strip_prefix("转人工").unwrap_or(t);
+            let t = t.strip_prefix("留言").unwrap_or(t);
+            let t = t.trim_start_matches(['：', ':']);
+            let t = t.strip_suffix("（已留下回电号码）").unwrap_or(t);
+            t.trim().to_string()
+        })
+        .find(|t| !t.is_empty())
+}
+
 /// Cleans (controls, invisible characters) and masks a counselor's text, and checks its length.
 fn checked_text(text: &str, max_chars: usize, what: &str) -> Result<String> {
     let t = citizen_text(text);
@@ -996,4 +1022,54 @@ pub fn callback_number(s: &str) -> Option<String> {
     let mobile = b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
     let landline = b.first() == Some(&b'0') && (10..=12).contains(&b.len());
     (mobile || landline).then(|| d.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(text: &str) -> crate::store::MessageRow {
+        crate::store::MessageRow {
+            id: "m".into(),
+            seq: 1,
+            role: "user".into(),
+            text: text.into(),
+            channel: "web".into(),
+            intent: None,
+            status: "complete".into(),
+            citations: "[]".into(),
+            jobs: "[]".into(),
+            rewritten: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_draft_answers_what_the_citizen_asked_not_the_request_for_a_person() {
+        let m = vec![user("高校毕业生有哪些补贴？"), user("转人工")];
+        assert_eq!(last_question(&m).as_deref(), Some("高校毕业生有哪些补贴？"));
+        let m = vec![
+            user("你好"),
+            user("留言：想问毕业生补贴怎么申请（已留下回电号码）"),
+        ];
+        assert_eq!(last_question(&m).as_deref(), Some("想问毕业生补贴怎么申请"));
+        let m = vec![user("转人工：失业金怎么领")];
+        assert_eq!(last_question(&m).as_deref(), Some("失业金怎么领"));
+        assert_eq!(last_question(&[user("留言：（已留下回电号码）")]), None);
+    }
+
+    #[test]
+    fn callback_numbers_are_mobiles_or_landlines_with_area_codes() {
+        assert_eq!(
+            callback_number("+86 138-1234-5678").as_deref(),
+            Some("13812345678")
+        );
+        assert_eq!(
+            callback_number("0531-86012345").as_deref(),
+            Some("053186012345")
+        );
+        assert_eq!(callback_number("12345"), None);
+        assert_eq!(callback_number("1381234567a"), None);
+        assert_eq!(callback_number("23812345678"), None);
+    }
 }

@@ -48,7 +48,7 @@ pub struct Source {
 pub struct Draft {
     /// The question it answers (the citizen's last one).
     pub question: String,
-    /// The draft (masked); the not-covered text when nothing grounds an answer.
+    /// The draft (masked); empty when nothing grounds an answer.
     pub text: String,
     /// Its sources.
     pub citations: Vec<Citation>,
@@ -137,11 +137,18 @@ impl Assistant {
         let drain = async { while rx.recv().await.is_some() {} };
         let (result, ()) = tokio::join!(work, drain);
         result?;
+        // Without evidence there is no draft: the citizen-facing "not covered" text is no
+        // reply for a counselor to send.
+        let grounded = !out.not_covered;
         Ok(Draft {
             question: question.to_string(),
-            text: mask_pii(&out.text),
+            text: if grounded {
+                mask_pii(&out.text)
+            } else {
+                String::new()
+            },
             citations: out.citations,
-            grounded: !out.not_covered,
+            grounded,
         })
     }
 }

@@ -657,18 +657,7 @@ pub async fn draft(
     let e = ws.visible(&s, &id).await?;
     let sid = SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))?;
     let messages = ws.db().messages(&sid).await?;
-    let question = messages
-        .iter()
-        .rev()
-        .filter(|m| m.role == "user")
-        .map(|m| {
-            m.text
-                .trim_start_matches("转人工")
-                .trim_start_matches('：')
-                .trim()
-        })
-        .find(|t| !t.is_empty())
-        .map(str::to_string)
+    let question = crate::console::last_question(&messages)
         .ok_or_else(|| WorkspaceError::BadInput("对话中还没有可以起草答复的问题".into()))?;
     let d = state.assistant.draft(&question).await?;
     ws.audit(
