@@ -1023,3 +1023,39 @@ fn a_counselor_takes_over_from_the_widget_in_two_browsers() {
         );
     }
 }
+
+#[test]
+fn the_console_fits_a_tablet_without_sideways_scrolling() {
+    let svc = service();
+    let password = svc.counselor_account("tablet", assistant::console::Role::Supervisor);
+    let mut b =
+        tests::cdp::Browser::launch_sized(&format!("{}/console/login", svc.base), 820, 1180)
+            .expect("headless Chromium (installed by .ci/run)");
+    wait(
+        &mut b,
+        "the sign-in form",
+        "!!document.getElementById('login-btn')",
+        20,
+    );
+    b.eval(&format!(
+        "document.getElementById('username').value = 'tablet';
+         document.getElementById('password').value = '{password}';
+         document.getElementById('login-btn').click(); true"
+    ))
+    .expect("sign in");
+    wait(
+        &mut b,
+        "the workspace",
+        "document.getElementById('app').className === 'on'",
+        30,
+    );
+    // Wide content must wrap, not push the page sideways; the queue comes first, full width.
+    let fits = b
+        .eval(
+            "(() => { const d = document.documentElement;
+                      const q = document.getElementById('queue-col').getBoundingClientRect();
+                      return d.scrollWidth <= window.innerWidth && q.width > window.innerWidth * 0.25; })()",
+        )
+        .expect("layout");
+    assert_eq!(fits, Value::Bool(true), "the console fits 820 px");
+}
