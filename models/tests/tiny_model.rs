@@ -525,3 +525,95 @@ fn unsupported_architecture_is_named() {
     let e = Llm::load(&other, &LoadOptions::default()).expect_err("unsupported");
     assert!(e.to_string().contains("mamba"), "{e}");
 }
+
+#[test]
+fn the_prefix_cache_reuses_the_system_prompt_and_gives_the_same_greedy_answer() {
+    use models::chat_template::{ChatMessage, ChatTemplate};
+    use models::llm::GenerationParams;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_tiny("qwen2", &dir, 9);
+    let opts = LoadOptions {
+        max_context: 512,
+        ..quantized_prefill()
+    };
+    let mut cached = Llm::load(&path, &opts).expect("load");
+    let mut fresh = Llm::load(
+        &path,
+        &LoadOptions {
+            prefix_cache: false,
+            ..opts.clone()
+        },
+    )
+    .expect("load");
+    let params = GenerationParams {
+        max_tokens: 12,
+        ..Default::default()
+    };
+    let system = ChatMessage::system("abc def ghi jkl mno pqr stu vwx yz abc def ghi");
+    let first = [system.clone(), ChatMessage::user("hello world one")];
+    let second = [system.clone(), ChatMessage::user("another question two")];
+    let g1 = cached.generate(&first, &params, |_| true).expect("first");
+    assert_eq!(g1.stats.reused_tokens, 0, "nothing cached yet");
+    let g2 = cached.generate(&second, &params, |_| true).expect("second");
+    // Reused: the system turn and the marker opening the user's turn (the last special token
+    // before the prompts differ); the user's text is prefilled.
+    let prompt = cached.render(&second).expect("render");
+    let first_prompt = cached.render(&first).expect("render");
+    let end = cached.tokenizer().token_id("<|im_end|>").expect("im_end");
+    let start = cached
+        .tokenizer()
+        .token_id("<|im_start|>")
+        .expect("im_start");
+    let system_len = prompt
+        .iter()
+        .position(|&t| t == end)
+        .expect("end of system")
+        + 1;
+    let common = prompt
+        .iter()
+        .zip(&first_prompt)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let reused = g2.stats.reused_tokens;
+    assert!(
+        reused > system_len && reused <= common,
+        "{reused} of {prompt:?}"
+    );
+    assert_eq!(
+        prompt[reused - 1],
+        start,
+        "the reused prefix ends at a special token"
+    );
+    let reference = fresh
+        .generate(&second, &params, |_| true)
+        .expect("reference");
+    assert_eq!(reference.stats.reused_tokens, 0, "cache off");
+    assert_eq!(
+        g2.tokens, reference.tokens,
+        "same greedy answer with and without the cache"
+    );
+
+    // The same prompt again: everything up to the last special token is reused, the
+    // answer is unchanged.
+    let g3 = cached.generate(&second, &params, |_| true).expect("again");
+    assert!(g3.stats.reused_tokens > system_len, "{:?}", g3.stats);
+    assert_eq!(g3.tokens, reference.tokens);
+
+    // A template change drops the cache; so does a direct forward pass.
+    cached.set_template(ChatTemplate::ChatMl);
+    let g4 = cached
+        .generate(&second, &params, |_| true)
+        .expect("after template");
+    assert_eq!(g4.stats.reused_tokens, 0);
+    cached.forward(&tokens(5), 0).expect("forward");
+    let g5 = cached
+        .generate(&second, &params, |_| true)
+        .expect("after forward");
+    assert_eq!(g5.stats.reused_tokens, 0);
+    assert_eq!(g5.tokens, reference.tokens);
+    // A new model starts empty.
+    let mut other = Llm::load(&path, &opts).expect("load");
+    assert_eq!(other.reusable_prefix(&prompt), 0);
+    let g6 = other.generate(&second, &params, |_| true).expect("other");
+    assert_eq!(g6.tokens, reference.tokens);
+}

@@ -154,6 +154,7 @@ fn stats() -> GenerationStats {
         prefill: Duration::ZERO,
         time_to_first_token: Duration::ZERO,
         total: Duration::ZERO,
+        reused_tokens: 0,
     }
 }
 

@@ -40,6 +40,10 @@ pub struct LoadOptions {
     pub prefill: PrefillWeights,
     /// Upper bound on the context (prompt + answer) in tokens, to bound memory.
     pub max_context: usize,
+    /// Keep the keys and values of the last generation and reuse them for the next prompt's
+    /// common prefix up to its last special token (the system prompt, a previous turn), so
+    /// only the rest is prefilled. Default on.
+    pub prefix_cache: bool,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +52,7 @@ impl Default for LoadOptions {
             requantize: Some(GgmlDType::Q8_0),
             prefill: PrefillWeights::default(),
             max_context: 8192,
+            prefix_cache: true,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct GenerationStats {
     pub time_to_first_token: Duration,
     /// Time of the whole call.
     pub total: Duration,
+    /// Prompt tokens whose keys and values were reused from the previous generation (the
+    /// prefix cache); only the rest was prefilled.
+    pub reused_tokens: usize,
 }
 
 /// The result of a generation.
@@ -168,6 +176,10 @@ pub struct Llm {
     template: ChatTemplate,
     stop: Vec<u32>,
     info: LlmInfo,
+    /// The token ids whose keys and values the cache holds, in order; empty when the cache
+    /// must not be trusted (cleared, or a pass failed midway).
+    kv_tokens: Vec<u32>,
+    prefix_cache: bool,
 }
 
 impl std::fmt::Debug for Llm {
@@ -245,12 +257,17 @@ impl Llm {
             load_time: start.elapsed(),
         };
         tracing::info!(arch = %info.arch, context, load_ms = info.load_time.as_millis() as u64, "model loaded");
+        let prefix_cache = opts.prefix_cache && matches!(model, Model::Decoder(_));
         Ok(Self {
             model,
             tokenizer,
             template,
             stop,
             info,
+            kv_tokens: Vec::new(),
+            // candle's gemma3 rebuilds its cache whenever a pass starts at position 0 and
+            // cannot keep a prefix.
+            prefix_cache,
         })
     }
 
@@ -279,8 +296,36 @@ impl Llm {
         self.template.render(&self.tokenizer, messages)
     }
 
+    /// Uses another chat template. The prefix cache is dropped: prompts rendered with another
+    /// template must never reuse keys and values computed for the old one.
+    pub fn set_template(&mut self, template: ChatTemplate) {
+        self.template = template;
+        self.clear_kv_cache();
+    }
+
+    /// How many leading tokens of `prompt` can keep their cached keys and values: the common
+    /// prefix with what the cache holds, cut back to end at a special token (a turn boundary,
+    /// where tokenization cannot merge across), leaving at least one token to run.
+    pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
+        if !self.prefix_cache || prompt.len() < 2 {
+            return 0;
+        }
+        let common = self
+            .kv_tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        (1..=common)
+            .rev()
+            .find(|&n| self.tokenizer.is_special(prompt[n - 1]))
+            .unwrap_or(0)
+    }
+
     /// Forgets the KV cache.
     pub fn clear_kv_cache(&mut self) {
+        self.kv_tokens.clear();
         match &mut self.model {
             Model::Decoder(d) => d.clear_kv_cache(),
             // candle's gemma3 replaces its cache whenever a forward pass starts at position 0.
@@ -288,8 +333,14 @@ impl Llm {
         }
     }
 
-    /// Runs `tokens` at positions `offset..` and returns the last position's logits.
+    /// Runs `tokens` at positions `offset..` and returns the last position's logits. What
+    /// the cache holds is then the caller's business: the prefix cache forgets it.
     pub fn forward(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
+        self.kv_tokens.clear();
+        self.run(tokens, offset)
+    }
+
+    fn run(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
         match &mut self.model {
             Model::Decoder(d) => d.forward(tokens, offset),
             Model::Gemma3(model) => {
@@ -335,8 +386,17 @@ impl Llm {
             });
         }
         let start = Instant::now();
-        self.clear_kv_cache();
-        let mut logits = self.forward(prompt, 0)?;
+        let reused = self.reusable_prefix(prompt);
+        // Until the pass succeeds the cache's contents are unknown.
+        self.kv_tokens.clear();
+        let mut logits = if reused > 0 {
+            // Positions continue after the kept prefix; the entries past it are dropped.
+            self.run(&prompt[reused..], reused)?
+        } else {
+            self.clear_kv_cache();
+            self.run(prompt, 0)?
+        };
+        self.kv_tokens.extend_from_slice(prompt);
         let prefill = start.elapsed();
         let mut sampler = Sampler::new(params.sampling.clone());
         let mut generated = Vec::new();
@@ -366,7 +426,17 @@ impl Llm {
             if generated.len() == params.max_tokens {
                 break;
             }
-            logits = self.forward(&[next], prompt.len() + generated.len() - 1)?;
+            let fed = self.run(&[next], prompt.len() + generated.len() - 1);
+            match fed {
+                Ok(l) => {
+                    logits = l;
+                    self.kv_tokens.push(next);
+                }
+                Err(e) => {
+                    self.kv_tokens.clear();
+                    return Err(e);
+                }
+            }
         }
         if listening {
             if let Some(rest) = stream.finish() {
@@ -380,9 +450,11 @@ impl Llm {
             prefill,
             time_to_first_token: ttft.unwrap_or(prefill),
             total: start.elapsed(),
+            reused_tokens: reused,
         };
         tracing::debug!(
             completion_tokens = stats.completion_tokens,
+            reused_tokens = reused,
             ?finish,
             "generation finished"
         );
