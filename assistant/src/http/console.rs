@@ -116,6 +116,11 @@ const SCRIPT: &str = include_str!("../../web/console.js");
 impl From<WorkspaceError> for ApiError {
     fn from(e: WorkspaceError) -> Self {
         match e {
+            // The session was deleted by its citizen meanwhile (a message or callback racing
+            // the 删除记录 button): the same answer as for any unknown session.
+            WorkspaceError::Db(crate::store::DbError::NotFound("session")) => {
+                ApiError::session_not_found()
+            }
             WorkspaceError::Db(e) => e.into(),
             WorkspaceError::NotFound(what) => ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -816,4 +821,52 @@ pub async fn ack_alert(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.workspace.ack_alert(&s, &id, &ip.to_string()).await?;
     Ok(Json(json!({"acknowledged": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_refusals_map_to_stable_codes() {
+        let code = |e: WorkspaceError| ApiError::from(e).code;
+        assert_eq!(
+            code(WorkspaceError::Db(crate::store::DbError::NotFound(
+                "session"
+            ))),
+            "session_not_found"
+        );
+        assert_eq!(code(WorkspaceError::Forbidden("role")), "forbidden");
+        assert_eq!(code(WorkspaceError::NotFound("escalation")), "not_found");
+        assert_eq!(code(WorkspaceError::BadInput("x".into())), "invalid_field");
+        let conflict = WorkspaceError::Conflict {
+            code: "already_claimed",
+            message: "已被 X 接入".into(),
+        };
+        assert_eq!(ApiError::from(conflict).status, StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn every_route_in_the_table_has_a_handler() {
+        for r in ROUTES {
+            assert!(
+                handler(r.method, r.path).is_some(),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; leye_console=abc ; b=2"),
+        );
+        assert_eq!(cookie(&h).as_deref(), Some("abc"));
+        h.insert(header::COOKIE, HeaderValue::from_static("leye_console="));
+        assert_eq!(cookie(&h), None);
+    }
 }
