@@ -650,7 +650,7 @@ impl Db {
             "SELECT text FROM messages UNION ALL SELECT summary FROM escalations \
              UNION ALL SELECT text FROM feedback UNION ALL SELECT profile FROM sessions \
              UNION ALL SELECT text FROM escalation_notes UNION ALL SELECT data FROM session_events \
-             UNION ALL SELECT ai_summary FROM escalations",
+             UNION ALL SELECT ai_summary FROM escalations UNION ALL SELECT message FROM callbacks",
         )
         .fetch_all(&self.pool)
         .await?;
