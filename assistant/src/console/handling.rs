@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use super::{
-    checked_text, stats, QueueItem, Result, Role, Signed, Workspace, WorkspaceError, OUTCOMES,
+    checked_text, session_of, stats, QueueItem, Result, Role, Signed, Workspace, WorkspaceError,
+    OUTCOMES,
 };
 use crate::domain::{Caller, SessionId};
 use crate::guard::citizen_text;
@@ -19,23 +20,21 @@ impl Workspace {
         let sla = self.cfg.sla_minutes as i64 * 60_000;
         let names = self.names().await?;
         let all_of_them = who.role.allows(Role::Supervisor);
+        let with_callback = self.db.open_escalations_with_callbacks().await?;
         let mut items = Vec::new();
         for e in self.db.open_escalations().await? {
             let mine = e.assignee.as_deref() == Some(who.counselor.id.as_str());
             if e.status != "waiting" && !mine && !all_of_them {
                 continue;
             }
-            let sid =
-                SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))?;
-            let session = self.db.session(&sid).await?;
+            let session = self.db.session(&session_of(&e)?).await?;
             let profile: serde_json::Value = session
                 .as_ref()
                 .and_then(|s| serde_json::from_str(&s.profile).ok())
                 .unwrap_or_default();
             let waited = now - e.created_at;
-            let callback = !self.db.callbacks(&e.id).await?.is_empty();
             items.push(QueueItem {
-                callback,
+                callback: with_callback.contains(&e.id),
                 over_sla: e.status == "waiting" && waited > sla,
                 waiting_seconds: waited / 1000,
                 channel: session.map(|s| s.channel).unwrap_or_default(),
@@ -86,10 +85,6 @@ impl Workspace {
             return Err(WorkspaceError::Forbidden("claim it first"));
         }
         Ok(e)
-    }
-
-    fn session_of(e: &EscalationRow) -> Result<SessionId> {
-        SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))
     }
 
     /// Records that a transcript was opened.
@@ -150,9 +145,9 @@ impl Workspace {
 
     /// Tells the citizen a counselor took the conversation (in the transcript too).
     async fn joined(&self, e: &EscalationRow, c: &CounselorRow) -> Result<()> {
-        let sid = Self::session_of(e)?;
+        let sid = session_of(e)?;
         let text = format!("职业指导师 {} 已接入，正在为您服务。", c.display_name);
-        self.system_message(&sid, &text).await?;
+        self.post(&sid, "system", &text).await?;
         self.notify_citizen(
             &sid,
             "counselor_joined",
@@ -168,7 +163,8 @@ impl Workspace {
         Ok(())
     }
 
-    async fn system_message(&self, sid: &SessionId, text: &str) -> Result<String> {
+    /// Adds a message to the transcript on the session's own channel.
+    async fn post(&self, sid: &SessionId, role: &str, text: &str) -> Result<String> {
         let channel = self
             .db
             .session(sid)
@@ -177,7 +173,7 @@ impl Workspace {
             .ok_or(WorkspaceError::NotFound("session"))?;
         Ok(self
             .db
-            .add_message(sid, "system", text, channel, "complete")
+            .add_message(sid, role, text, channel, "complete")
             .await?)
     }
 
@@ -188,17 +184,8 @@ impl Workspace {
             return Err(WorkspaceError::Forbidden("claim it first"));
         }
         let text = checked_text(text, 2000, "回复")?;
-        let sid = Self::session_of(&e)?;
-        let channel = self
-            .db
-            .session(&sid)
-            .await?
-            .map(|s| s.channel())
-            .ok_or(WorkspaceError::NotFound("session"))?;
-        let mid = self
-            .db
-            .add_message(&sid, "counselor", &text, channel, "complete")
-            .await?;
+        let sid = session_of(&e)?;
+        let mid = self.post(&sid, "counselor", &text).await?;
         self.notify_citizen(
             &sid,
             "counselor_message",
@@ -321,9 +308,9 @@ impl Workspace {
         let e = self.held(who, id).await?;
         self.close(who, &e, "resolved", Some(outcome), ip).await?;
         self.db.count("outcome", outcome).await;
-        let sid = Self::session_of(&e)?;
+        let sid = session_of(&e)?;
         let text = "本次人工服务已结束，感谢您的耐心。如还有问题，可以继续向乐业助手提问。";
-        self.system_message(&sid, text).await?;
+        self.post(&sid, "system", text).await?;
         self.notify_citizen(
             &sid,
             "status",
@@ -337,9 +324,9 @@ impl Workspace {
     pub async fn hand_back(&self, who: &Signed, id: &str, ip: &str) -> Result<()> {
         let e = self.held(who, id).await?;
         self.close(who, &e, "returned", None, ip).await?;
-        let sid = Self::session_of(&e)?;
+        let sid = session_of(&e)?;
         let text = "职业指导师已将对话交回乐业助手，您可以继续提问。";
-        self.system_message(&sid, text).await?;
+        self.post(&sid, "system", text).await?;
         self.notify_citizen(&sid, "status", json!({"status": "returned", "text": text}))
             .await?;
         Ok(())

@@ -34,7 +34,7 @@ use crate::clock::SharedClock;
 use crate::config::ConsoleConfig;
 use crate::domain::{SessionId, SessionToken};
 use crate::guard::{citizen_text, for_log};
-use crate::store::{AuditRow, CounselorRow, Db, DbError};
+use crate::store::{AuditRow, CounselorRow, Db, DbError, EscalationRow};
 
 /// The sign-in cookie.
 pub const COOKIE: &str = "leye_console";
@@ -79,15 +79,9 @@ pub struct Signed {
     pub token_hash: String,
 }
 
-impl Signed {
-    /// Refuses unless the role allows `needed`.
-    pub fn require(&self, needed: Role) -> Result<()> {
-        if self.role.allows(needed) {
-            Ok(())
-        } else {
-            Err(WorkspaceError::Forbidden("role"))
-        }
-    }
+/// The session an escalation belongs to.
+pub fn session_of(e: &EscalationRow) -> Result<SessionId> {
+    SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))
 }
 
 /// The result of a sign-in attempt.

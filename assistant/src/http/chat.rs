@@ -8,20 +8,18 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event as SseEvent;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
-use super::extract::{authorize, ClientIp, JsonBody};
+use super::extract::{authorize, last_event_id, ClientIp, JsonBody};
 use super::AppState;
 use crate::dialogue::memory::Profile;
 use crate::dialogue::{Event, TurnRequest};
@@ -136,7 +134,7 @@ async fn start(
         // The slots are held until the turn ends, not until the connection does.
         let _slots = (slot_session, slot_ip);
         // While a counselor holds the conversation, the message is theirs, not the model's.
-        match st.workspace.relay(&req.caller, &req.message).await {
+        let result = match st.workspace.relay(&req.caller, &req.message).await {
             Ok(Some(message_id)) => {
                 let _ = tx
                     .send(Event::Meta {
@@ -151,22 +149,16 @@ async fn start(
                         answer: String::new(),
                     })
                     .await;
-                return;
+                Ok(())
             }
-            Ok(None) => {}
-            Err(e) => {
-                let api: ApiError = e.into();
-                let _ = tx
-                    .send(Event::Error {
-                        code: api.code,
-                        message: api.message,
-                    })
-                    .await;
-                return;
-            }
-        }
-        if let Err(e) = st.assistant.turn(req, tx.clone()).await {
-            let api: ApiError = e.into();
+            Ok(None) => st
+                .assistant
+                .turn(req, tx.clone())
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        if let Err(api) = result {
             let _ = tx
                 .send(Event::Error {
                     code: api.code,
@@ -274,13 +266,7 @@ fn sse_response(first: Option<SseEvent>, mut listener: Subscription) -> Response
             }
         }
     });
-    let sse = Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    let mut resp = sse.into_response();
-    // Tell nginx and similar proxies not to buffer the stream.
-    resp.headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
+    super::events::sse_stream(rx)
 }
 
 /// `POST /api/v1/chat/stream`: the answer as server-sent events with ids.
@@ -308,20 +294,7 @@ pub async fn resume(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (caller, _) = authorize(&state, &id, &headers).await?;
-    let after = match headers.get("last-event-id") {
-        None => 0,
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_last_event_id",
-                    "Last-Event-ID 须为事件编号",
-                )
-            })?,
-    };
+    let after = last_event_id(&headers)?;
     let buffer = state
         .hub
         .get(&turn_id)

@@ -424,7 +424,7 @@ pub async fn view(
     let e = ws.visible(&s, &id).await?;
     ws.opened(&s, &e, &ip.to_string()).await?;
     let db = ws.db();
-    let sid = SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))?;
+    let sid = crate::console::session_of(&e)?;
     let session = db.session(&sid).await?;
     let names: std::collections::HashMap<String, String> = db
         .counselors()
@@ -515,7 +515,7 @@ pub async fn claim(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let e = state.workspace.claim(&s, &id, &ip.to_string()).await?;
-    if let Ok(sid) = SessionId::parse(&e.session_id) {
+    if let Ok(sid) = crate::console::session_of(&e) {
         tokio::spawn(make_summary(state.clone(), e.id.clone(), sid));
     }
     Ok(Json(json!({"claimed": true, "id": e.id})))
@@ -528,7 +528,7 @@ pub async fn summary(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let e = state.workspace.visible(&s, &id).await?;
-    let sid = SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))?;
+    let sid = crate::console::session_of(&e)?;
     make_summary(state.clone(), e.id.clone(), sid).await;
     let e = state.workspace.visible(&s, &id).await?;
     Ok(Json(
@@ -660,7 +660,7 @@ pub async fn draft(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let ws = &state.workspace;
     let e = ws.visible(&s, &id).await?;
-    let sid = SessionId::parse(&e.session_id).map_err(|_| WorkspaceError::NotFound("session"))?;
+    let sid = crate::console::session_of(&e)?;
     let messages = ws.db().messages(&sid).await?;
     let question = crate::console::last_question(&messages)
         .ok_or_else(|| WorkspaceError::BadInput("对话中还没有可以起草答复的问题".into()))?;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -25,36 +25,20 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
-use super::extract::authorize;
+use super::extract::{authorize, last_event_id};
 use super::AppState;
 use crate::bus::Topic;
 use crate::console::Signed;
 
-fn sse(rx: mpsc::Receiver<Result<SseEvent, Infallible>>) -> Response {
+/// A stream of server-sent events as the response, with keep-alives every 15 s and the
+/// header that tells nginx and similar proxies not to buffer it.
+pub(super) fn sse_stream(rx: mpsc::Receiver<Result<SseEvent, Infallible>>) -> Response {
     let sse = Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
     let mut resp = sse.into_response();
     resp.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
-}
-
-fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {
-    match headers.get("last-event-id") {
-        None => Ok(0),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_last_event_id",
-                    "Last-Event-ID 须为事件编号",
-                )
-            }),
-    }
 }
 
 /// `GET /api/v1/sessions/{id}/events`: the citizen's stream of counselor events.
@@ -64,7 +48,8 @@ pub async fn session_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (caller, _) = authorize(&state, &id, &headers).await?;
-    let after = last_event_id(&headers)?;
+    // Stored event numbers are i64; anything beyond is past every event there is.
+    let after = i64::try_from(last_event_id(&headers)?).unwrap_or(i64::MAX);
     let sid = caller.session().clone();
     let mut live = state.workspace.bus().subscribe();
     let db = state.workspace.db().clone();
@@ -126,7 +111,7 @@ pub async fn session_events(
             }
         }
     });
-    Ok(sse(rx))
+    Ok(sse_stream(rx))
 }
 
 /// `GET /console/api/events`: notices for the console.
@@ -176,5 +161,5 @@ pub async fn console_events(
             }
         }
     });
-    sse(rx)
+    sse_stream(rx)
 }

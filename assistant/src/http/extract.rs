@@ -196,3 +196,22 @@ pub async fn authorize(
         None => Err(ApiError::session_not_found()),
     }
 }
+
+/// The `Last-Event-ID` a resuming client sends (0 without one); anything but a number is
+/// `400 invalid_last_event_id`.
+pub fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_last_event_id",
+                    "Last-Event-ID 须为事件编号",
+                )
+            }),
+    }
+}

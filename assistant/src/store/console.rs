@@ -3,6 +3,8 @@
 //! citizen's stream reads. Same rules as the rest of the store: decisions that race (a claim)
 //! are one conditional `UPDATE`, numbers come from counters.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -643,6 +645,19 @@ impl Db {
                     created_at: r.try_get("created_at")?,
                 })
             })
+            .collect()
+    }
+
+    /// The open escalations whose citizen left a callback number (one query for the queue).
+    pub async fn open_escalations_with_callbacks(&self) -> Result<HashSet<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT c.escalation_id FROM callbacks c JOIN escalations e ON e.id = c.escalation_id \
+             WHERE e.status IN ('waiting', 'assigned')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(DbError::from))
             .collect()
     }
 
