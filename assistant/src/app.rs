@@ -121,6 +121,7 @@ impl Application {
             cfg.console.clone(),
             sealer,
         );
+        let wechat = crate::wechat::Wechat::new(&cfg.wechat, self.assistant.db().clone());
         let state = Arc::new(AppState {
             assistant: self.assistant.with_workspace(workspace.clone()),
             server: s.clone(),
@@ -133,6 +134,8 @@ impl Application {
             proxies: TrustedProxies::new(&s.trusted_proxies),
             hub,
             workspace,
+            wechat,
+            outbox_metrics: Arc::default(),
         });
         crate::serve::listen(state, cfg.privacy.retention_days, stop)
             .await

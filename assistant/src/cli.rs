@@ -661,6 +661,50 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `leye wechat menu FILE.toml`: checks the menu, then creates it through WeChat's API (or,
+/// with `--dry-run`, prints the JSON). CLICK keys without a configured reply are named.
+pub fn wechat_menu(cfg: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    use assistant::wechat::menu::Menu;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let menu = Menu::parse(&text).map_err(|problems| {
+        anyhow::anyhow!(
+            "{} is not a valid menu:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        )
+    })?;
+    for key in menu.click_keys() {
+        if !cfg.wechat.mp.menu_replies.contains_key(&key) {
+            eprintln!(
+                "注意：菜单键 {key} 没有在 wechat.mp.menu_replies 中配置回复（将回复通用说明）"
+            );
+        }
+    }
+    let body = menu.to_json();
+    if dry_run {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let mp = &cfg.wechat.mp;
+    let secret = mp
+        .secret
+        .clone()
+        .filter(|_| mp.enabled && !mp.appid.is_empty())
+        .context("wechat.mp must be enabled with appid and secret to create the menu")?;
+    let app = assistant::wechat::WechatApp::new(
+        &cfg.wechat.api_base,
+        &mp.appid,
+        secret,
+        std::time::Duration::from_secs(cfg.wechat.api_timeout_secs.max(1)),
+    );
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(app.create_menu(&body))
+        .context("creating the menu")?;
+    println!("菜单已创建（{} 个一级菜单）", menu.button.len());
+    Ok(())
+}
+
 /// What `leye counselor` does.
 pub enum CounselorAction {
     /// A new account.

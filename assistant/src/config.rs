@@ -40,6 +40,165 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// The counselor console: sign-in sessions, lockout, queue SLA.
     pub console: ConsoleConfig,
+    /// WeChat: the Official Account server and the mini-program API (both off by default).
+    pub wechat: WechatConfig,
+}
+
+/// WeChat settings (config section `wechat`). Secrets are [`Secret`]s: never logged, never
+/// in a config dump. See `docs/wechat.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatConfig {
+    /// WeChat's API (default `https://api.weixin.qq.com`); tests point it at a local fake.
+    pub api_base: String,
+    /// Seconds one call to WeChat's API may take (default 10).
+    pub api_timeout_secs: u64,
+    /// The Official Account (公众号) server at `/wechat/mp`.
+    pub mp: WechatMpConfig,
+    /// The mini-program API at `/api/v1/miniprogram/*` and `/api/v1/ws`.
+    pub miniprogram: MiniprogramConfig,
+    /// The outbox of calls to WeChat: first retry after this many ms (default 1000), doubling.
+    pub outbox_retry_base_ms: u64,
+    /// Longest wait between retries, seconds (default 300).
+    pub outbox_retry_max_secs: u64,
+    /// Tries before a call is given up (default 12, about half an hour).
+    pub outbox_max_attempts: i64,
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.weixin.qq.com".into(),
+            api_timeout_secs: 10,
+            mp: WechatMpConfig::default(),
+            miniprogram: MiniprogramConfig::default(),
+            outbox_retry_base_ms: 1000,
+            outbox_retry_max_secs: 300,
+            outbox_max_attempts: 12,
+        }
+    }
+}
+
+impl WechatConfig {
+    fn check(&self, bad: &mut Vec<String>) {
+        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
+            bad.push(format!(
+                "wechat.api_base: {:?} must start with https:// (or http:// for a local fake)",
+                self.api_base
+            ));
+        }
+        if self.api_timeout_secs == 0 {
+            bad.push("wechat.api_timeout_secs: must be at least 1".into());
+        }
+        if self.outbox_max_attempts < 1 {
+            bad.push("wechat.outbox_max_attempts: must be at least 1".into());
+        }
+        let mp = &self.mp;
+        if mp.enabled {
+            if mp.appid.trim().is_empty() {
+                bad.push("wechat.mp.appid: required when wechat.mp.enabled".into());
+            }
+            if mp.secret.is_none() {
+                bad.push("wechat.mp.secret: required when wechat.mp.enabled".into());
+            }
+            if mp.token.as_ref().is_none_or(|t| t.expose().len() < 3) {
+                bad.push(
+                    "wechat.mp.token: required (3-32 characters) when wechat.mp.enabled".into(),
+                );
+            }
+            if let Some(k) = &mp.encoding_aes_key {
+                if let Err(e) = crate::wechat::crypto::MessageCrypt::new(k.expose(), &mp.appid) {
+                    bad.push(format!("wechat.mp.encoding_aes_key: {e}"));
+                }
+            }
+            if mp.reply_budget_ms == 0 || mp.reply_budget_ms > 4800 {
+                bad.push("wechat.mp.reply_budget_ms: between 1 and 4800 (WeChat waits 5 s)".into());
+            }
+        }
+        let m = &self.miniprogram;
+        if m.enabled {
+            if m.appid.trim().is_empty() {
+                bad.push(
+                    "wechat.miniprogram.appid: required when wechat.miniprogram.enabled".into(),
+                );
+            }
+            if m.secret.is_none() {
+                bad.push(
+                    "wechat.miniprogram.secret: required when wechat.miniprogram.enabled".into(),
+                );
+            }
+            if m.token_ttl_days == 0 {
+                bad.push("wechat.miniprogram.token_ttl_days: must be at least 1".into());
+            }
+        }
+    }
+}
+
+/// The Official Account (config section `wechat.mp`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WechatMpConfig {
+    /// Serve `/wechat/mp` (default false; needs `appid`, `secret` and `token`).
+    pub enabled: bool,
+    /// The account's AppID.
+    pub appid: String,
+    /// The account's AppSecret (for access tokens).
+    pub secret: Option<Secret>,
+    /// The Token set in the admin console (signatures).
+    pub token: Option<Secret>,
+    /// The EncodingAESKey (43 characters), for safe mode; unset: plain mode only.
+    pub encoding_aes_key: Option<Secret>,
+    /// Milliseconds to wait for an answer before replying "success" and pushing the answer
+    /// as a customer-service message (default 4000: WeChat gives up after 5 s).
+    pub reply_budget_ms: u64,
+    /// Sent when someone follows the account.
+    pub welcome: String,
+    /// Replies to menu CLICK keys (`leye wechat menu` creates the menu).
+    pub menu_replies: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for WechatMpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            appid: String::new(),
+            secret: None,
+            token: None,
+            encoding_aes_key: None,
+            reply_budget_ms: 4000,
+            welcome: "您好，这里是乐业助手：可以问就业创业政策、找工作、了解创业扶持，也可以转人工职业指导师。直接发文字或语音即可。".into(),
+            menu_replies: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// The mini-program (config section `wechat.miniprogram`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiniprogramConfig {
+    /// Serve the mini-program API (default false; needs `appid` and `secret`).
+    pub enabled: bool,
+    /// The mini-program's AppID.
+    pub appid: String,
+    /// Its AppSecret (code2session and access tokens).
+    pub secret: Option<Secret>,
+    /// Subscribe-message template telling a citizen a counselor replied (unset: none sent).
+    /// Its fields: `thing1` who replied, `thing2` the reply's start, `time3` when.
+    pub subscribe_template_id: Option<String>,
+    /// Days a login token is valid (default 30).
+    pub token_ttl_days: u64,
+}
+
+impl Default for MiniprogramConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            appid: String::new(),
+            secret: None,
+            subscribe_template_id: None,
+            token_ttl_days: 30,
+        }
+    }
 }
 
 /// Counselor console settings (config section `console`).
@@ -386,6 +545,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             privacy: PrivacyConfig::default(),
             console: ConsoleConfig::default(),
+            wechat: WechatConfig::default(),
         }
     }
 }
@@ -563,6 +723,7 @@ impl Config {
                 bad.push(format!("{key}: must be at least 1"));
             }
         }
+        self.wechat.check(&mut bad);
         let c = &self.console;
         for (key, v) in [
             ("console.idle_timeout_minutes", c.idle_timeout_minutes),

@@ -18,6 +18,7 @@
 //! - [`metrics`]: Prometheus counters and histograms.
 //! - [`app`]: the wiring: config -> storage -> knowledge -> models -> router -> HTTP state.
 //! - [`serve`]: the transport: accept loop, graceful shutdown, retention purge.
+//! - [`wechat`]: the Official Account server's logic, WeChat's API client, the outbox.
 #![warn(missing_docs)]
 
 pub mod app;
@@ -37,6 +38,7 @@ pub mod serve;
 pub mod store;
 pub mod telemetry;
 pub mod turns;
+pub mod wechat;
 
 // The lower crates, re-exported so the eval runner and other users need only this library.
 pub use knowledge;

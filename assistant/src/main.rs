@@ -53,12 +53,30 @@ enum Command {
         #[command(subcommand)]
         command: CounselorCommand,
     },
+    /// WeChat Official Account tools.
+    Wechat {
+        #[command(subcommand)]
+        command: WechatCommand,
+    },
     /// Run the service: ingest the bundled knowledge when new or changed, load the models,
     /// serve the API and the web chat on `server.bind` (default http://127.0.0.1:8080/).
     Serve {
         /// Listen here instead of `server.bind`.
         #[arg(long)]
         bind: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum WechatCommand {
+    /// Create the Official Account's menu from a TOML file (checked against WeChat's rules
+    /// first; needs `[wechat.mp]` enabled with appid and secret).
+    Menu {
+        /// The menu file.
+        file: PathBuf,
+        /// Only check the file and print the JSON that would be sent.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -198,6 +216,9 @@ fn main() -> std::process::ExitCode {
                     },
                 },
             ),
+            Command::Wechat {
+                command: WechatCommand::Menu { file, dry_run },
+            } => cli::wechat_menu(&cfg, &file, dry_run),
             Command::Serve { bind } => {
                 let mut cfg = cfg;
                 if let Some(b) = bind {

@@ -70,8 +70,14 @@ pub(crate) async fn listen(
     }));
     let db = state.assistant.db().clone();
     let workspace = state.workspace.clone();
+    let wechat = state.wechat.clone();
+    let outbox_metrics = state.outbox_metrics.clone();
     let housekeeping = tokio::spawn(async move {
-        tokio::join!(purge_loop(workspace, retention_days), sample_queue(db));
+        tokio::join!(
+            purge_loop(workspace, retention_days),
+            sample_queue(db.clone()),
+            wechat_loops(wechat, outbox_metrics, db),
+        );
     });
     Ok(Running {
         addr,
@@ -184,6 +190,42 @@ async fn sample_queue(db: Db) {
             tracing::warn!(error = %e, "queue length not stored");
         }
     }
+}
+
+/// WeChat's background work: the outbox worker, access tokens kept fresh (one task per app),
+/// and the daily forgetting of old message keys and delivered outbox rows.
+async fn wechat_loops(
+    wechat: crate::wechat::Wechat,
+    metrics: Arc<crate::wechat::outbox::OutboxMetrics>,
+    db: Db,
+) {
+    if wechat.mp.is_none() && wechat.miniprogram.is_none() {
+        return;
+    }
+    let tokens = async {
+        match (wechat.mp.clone(), wechat.miniprogram.clone()) {
+            (Some(a), Some(b)) => {
+                tokio::join!(a.keep_token_fresh(), b.keep_token_fresh());
+            }
+            (Some(a), None) | (None, Some(a)) => a.keep_token_fresh().await,
+            (None, None) => {}
+        }
+    };
+    let forget = async {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let day_ago = crate::store::now_ms() - 86_400_000;
+            if let Err(e) = db.purge_dedup(day_ago).await {
+                tracing::warn!(error = %e, "old WeChat message keys not deleted");
+            }
+            let week_ago = crate::store::now_ms() - 7 * 86_400_000;
+            if let Err(e) = db.purge_outbox(week_ago).await {
+                tracing::warn!(error = %e, "old outbox rows not deleted");
+            }
+        }
+    };
+    tokio::join!(wechat.clone().run_outbox(metrics), tokens, forget);
 }
 
 /// Deletes conversations past the retention period, at start and then hourly.

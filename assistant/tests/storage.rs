@@ -423,7 +423,7 @@ async fn a_database_from_before_tokens_is_migrated_and_its_sessions_stay_closed(
     let db = Db::open(&url).await.expect("migrate to the current schema");
     assert_eq!(
         db.schema_versions().await.expect("versions"),
-        [1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
         "version 1 recorded from the old migrator, later versions applied"
     );
     let waiting = db.waiting().await.expect("q");
@@ -486,7 +486,10 @@ async fn old_complete_database_is_taken_over(url: &str) {
         db.close().await;
     }
     let db = Db::open(url).await.expect("take over");
-    assert_eq!(db.schema_versions().await.expect("versions"), [1, 2, 3, 4]);
+    assert_eq!(
+        db.schema_versions().await.expect("versions"),
+        [1, 2, 3, 4, 5]
+    );
     let (s, t) = new_session(&db).await;
     db.close().await;
     let db = Db::open(url).await.expect("second start");
@@ -608,7 +611,7 @@ async fn postgres_replicas_starting_together_migrate_once() {
     }
     assert_eq!(
         dbs[0].schema_versions().await.expect("versions"),
-        [1, 2, 3, 4]
+        [1, 2, 3, 4, 5]
     );
     for db in dbs.drain(1..) {
         db.close().await;
@@ -633,5 +636,208 @@ async fn postgres_orders_and_uniqueness_hold_under_concurrency() {
     };
     races(&db).await;
     claims(&db).await;
+    drop_postgres(db, name, admin).await;
+}
+
+/// WeChat storage: users by openid (one per kind and openid, even when two first messages
+/// race), login tokens, owned sessions, message keys seen once, and the outbox claimed by
+/// concurrent workers without a row taken twice.
+async fn wechat_store(db: &Db) {
+    use assistant::domain::TokenHash;
+    use assistant::store::{Dedup, OutboxStatus};
+    let now = assistant::store::now_ms();
+    let (a, b) = tokio::join!(
+        db.wechat_user("mp", "openid-1", now),
+        db.wechat_user("mp", "openid-1", now)
+    );
+    let (a, b) = (a.expect("user"), b.expect("user"));
+    assert_eq!(a.id, b.id, "one user per openid");
+    let mini = db
+        .wechat_user("miniprogram", "openid-1", now)
+        .await
+        .expect("user");
+    assert_ne!(mini.id, a.id, "the mini-program's openid is another user");
+
+    let token = SessionToken::new();
+    db.add_wechat_token(&mini.id, &token.hash(), now, now + 60_000)
+        .await
+        .expect("token");
+    let found = db
+        .wechat_user_by_token(&token.hash(), now)
+        .await
+        .expect("lookup")
+        .expect("valid");
+    assert_eq!(found.id, mini.id);
+    assert!(
+        db.wechat_user_by_token(&token.hash(), now + 120_000)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "expired"
+    );
+    let sid = db
+        .create_owned_session(Channel::Miniprogram, &mini.id)
+        .await
+        .expect("session");
+    assert!(db
+        .authorize(&sid, &token.hash())
+        .await
+        .expect("auth")
+        .is_some());
+    assert!(db
+        .authorize(&sid, &TokenHash::from_stored("0".repeat(64)))
+        .await
+        .expect("auth")
+        .is_none());
+    assert_eq!(
+        db.wechat_user_of_session(&sid)
+            .await
+            .expect("owner")
+            .map(|u| u.id),
+        Some(mini.id.clone())
+    );
+
+    let results: Vec<Dedup> = futures_join_all((0..6).map(|_| db.dedup("msg:77", now, 10_000)))
+        .await
+        .into_iter()
+        .map(|r| r.expect("dedup"))
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| **r == Dedup::New).count(),
+        1,
+        "{results:?}"
+    );
+    // Not yet taken and recent: a retry waits; old (its delivery died): the retry takes it.
+    assert_eq!(
+        db.dedup("msg:77", now + 5_000, 10_000)
+            .await
+            .expect("retry"),
+        Dedup::Seen(None)
+    );
+    assert_eq!(
+        db.dedup("msg:77", now + 20_000, 10_000)
+            .await
+            .expect("retry"),
+        Dedup::New
+    );
+    db.dedup_reply("msg:77", "答复").await.expect("reply");
+    assert_eq!(
+        db.dedup("msg:77", now + 90_000, 10_000)
+            .await
+            .expect("again"),
+        Dedup::Seen(Some("答复".into()))
+    );
+    db.dedup("msg:78", now, 10_000).await.expect("new");
+    db.dedup_taken("msg:78").await.expect("taken");
+    assert_eq!(
+        db.dedup("msg:78", now + 90_000, 10_000)
+            .await
+            .expect("again"),
+        Dedup::Seen(None)
+    );
+
+    for i in 0..20 {
+        db.outbox_push(
+            "custom_send",
+            &format!("{{\"text\":\"{i}\"}}"),
+            Some(&sid),
+            now,
+        )
+        .await
+        .expect("push");
+    }
+    let claims = futures_join_all((0..4).map(|_| db.outbox_claim(now, 60_000, 8))).await;
+    let mut ids = HashSet::new();
+    let mut total = 0;
+    for c in claims {
+        for r in c.expect("claim") {
+            total += 1;
+            assert!(ids.insert(r.id.clone()), "row {} claimed twice", r.id);
+        }
+    }
+    assert_eq!(total, 20, "every row claimed exactly once");
+    assert!(
+        db.outbox_claim(now, 60_000, 8)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    // A lease that ran out (a dead worker) is taken again.
+    let again = db
+        .outbox_claim(now + 61_000, 60_000, 50)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 20);
+    for (i, r) in again.iter().enumerate() {
+        let status = if i % 2 == 0 {
+            OutboxStatus::Sent
+        } else {
+            OutboxStatus::Pending
+        };
+        db.outbox_mark(&r.id, status, now + 500_000, "")
+            .await
+            .expect("mark");
+    }
+    assert_eq!(db.outbox_counts().await.expect("counts"), (10, 10, 0));
+    assert!(
+        db.outbox_claim(now + 62_000, 60_000, 50)
+            .await
+            .expect("c")
+            .is_empty(),
+        "backing off"
+    );
+    assert_eq!(
+        db.outbox_claim(now + 600_000, 60_000, 50)
+            .await
+            .expect("c")
+            .len(),
+        10
+    );
+    assert_eq!(db.outbox_attempts().await.expect("attempts"), 20);
+}
+
+async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<F> = fs.collect();
+    let mut out = Vec::new();
+    // Polled together: started before any is awaited to the end.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = handles.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    for d in done {
+        out.extend(d);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_wechat_store() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&Db::sqlite_url(home.path())).await.expect("open");
+    wechat_store(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_wechat_store() {
+    let Some((db, name, admin)) = postgres("wechat").await else {
+        return;
+    };
+    wechat_store(&db).await;
     drop_postgres(db, name, admin).await;
 }

@@ -117,6 +117,9 @@ pub enum Reply {
     Busy,
     /// Generation fails after it started.
     Fail,
+    /// Streams this text after the delay (a slow answer, driven by the test, not by a real
+    /// model's speed).
+    Slow(Duration, &'static str),
 }
 
 /// A model that answers from a script and remembers every request.
@@ -182,6 +185,13 @@ impl Generate for FakeModel {
                     let _ = tx.send(GenEvent::Text(piece.iter().collect()));
                 }
                 let _ = tx.send(GenEvent::Done(stats()));
+            }
+            Reply::Slow(delay, t) => {
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = tx.send(GenEvent::Text(t.into()));
+                    let _ = tx.send(GenEvent::Done(stats()));
+                });
             }
             Reply::Fail => {
                 let _ = tx.send(GenEvent::Text("开始".into()));

@@ -155,6 +155,21 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Polls `f` every 50 ms until it gives a value; fails the test after 30 s naming `what`.
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Whether a string contains CJK ideographs.
 pub fn has_chinese(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
@@ -162,5 +177,6 @@ pub fn has_chinese(s: &str) -> bool {
 
 pub mod cdp;
 pub mod console;
+pub mod fake_wechat;
 pub mod fakes;
 pub mod service;

@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use assistant::clock::ManualClock;
 use assistant::config::Config;
@@ -16,6 +15,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tests::console::{add_account, status_json, Console};
 use tests::fakes::{assistant, FakeKb, FakeModel};
+use tests::wait_for;
 
 const PASSWORD: &str = "a-long-test-password";
 
@@ -420,17 +420,6 @@ fn listen(base: &str, sid: &str, token: &str, after: i64) -> Arc<Mutex<Vec<(i64,
         }
     });
     got
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "waited 30 s for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

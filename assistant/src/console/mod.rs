@@ -267,6 +267,10 @@ impl Workspace {
             .db
             .add_session_event(session, name, &data.to_string(), self.now())
             .await?;
+        // A citizen on WeChat is reached through WeChat's API too (the outbox delivers it).
+        if let Some(s) = self.db.session(session).await? {
+            crate::wechat::outbox::queue_relay(&self.db, session, s.channel(), name, &data).await?;
+        }
         self.bus.publish(BusEvent {
             topic: Topic::Session(session.to_string()),
             seq: Some(seq),

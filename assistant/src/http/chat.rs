@@ -32,11 +32,11 @@ use crate::turns::{ResumeError, Subscription};
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
     /// The caller's session; absent: a new session is created and its token returned.
-    session_id: Option<String>,
+    pub session_id: Option<String>,
     /// The citizen's text.
-    message: String,
+    pub message: String,
     /// What the channel already knows about the citizen.
-    profile: Option<Profile>,
+    pub profile: Option<Profile>,
 }
 
 /// The non-streaming answer.
@@ -57,10 +57,10 @@ struct ChatResponse {
 }
 
 /// A turn that has started: its first listener, and the token if the session is new.
-struct Started {
-    listener: Subscription,
-    caller: Caller,
-    new_token: Option<SessionToken>,
+pub(crate) struct Started {
+    pub(crate) listener: Subscription,
+    pub(crate) caller: Caller,
+    pub(crate) new_token: Option<SessionToken>,
 }
 
 /// Creates a session for `ip` under the per-IP rate of new sessions.
@@ -79,11 +79,21 @@ pub(super) async fn new_session(
     Ok(state.assistant.create_session(channel).await?)
 }
 
-async fn start(
+/// Who starts a turn without naming a session, and so what kind of session it gets.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// The web API: a new session with its own token, handed back once.
+    Web,
+    /// A signed-in mini-program user: a new session they own (no token of its own).
+    Miniprogram(crate::store::WechatUserRow),
+}
+
+pub(crate) async fn start(
     state: &Arc<AppState>,
     ip: std::net::IpAddr,
     headers: &HeaderMap,
     body: ChatBody,
+    origin: Origin,
 ) -> Result<Started, ApiError> {
     let message = clean_input(&body.message);
     let n = message.chars().count();
@@ -97,9 +107,9 @@ async fn start(
     if n > state.server.max_message_chars {
         return Err(ApiError::too_long("消息", state.server.max_message_chars));
     }
-    let (caller, new_token) = match &body.session_id {
-        Some(id) => (authorize(state, id, headers).await?.0, None),
-        None => {
+    let (caller, new_token) = match (&body.session_id, origin) {
+        (Some(id), _) => (authorize(state, id, headers).await?.0, None),
+        (None, Origin::Web) => {
             // The web API is the web channel; other channels have their own endpoints.
             let (session, token) = new_session(state, ip, Channel::Web).await?;
             let caller = Caller::Citizen {
@@ -107,6 +117,25 @@ async fn start(
                 channel: Channel::Web,
             };
             (caller, Some(token))
+        }
+        (None, Origin::Miniprogram(user)) => {
+            if let Err(wait) = state
+                .session_creation_limiter
+                .check(&RateLimiter::ip_key(ip))
+            {
+                state.assistant.metrics().rate_limited();
+                return Err(ApiError::rate_limited(wait));
+            }
+            let session = state
+                .assistant
+                .db()
+                .create_owned_session(Channel::Miniprogram, &user.id)
+                .await?;
+            let caller = Caller::Citizen {
+                session,
+                channel: Channel::Miniprogram,
+            };
+            (caller, None)
         }
     };
     let session = caller.session().clone();
@@ -133,45 +162,52 @@ async fn start(
     tokio::spawn(async move {
         // The slots are held until the turn ends, not until the connection does.
         let _slots = (slot_session, slot_ip);
-        // While a counselor holds the conversation, the message is theirs, not the model's.
-        let result = match st.workspace.relay(&req.caller, &req.message).await {
-            Ok(Some(message_id)) => {
-                let _ = tx
-                    .send(Event::Meta {
-                        session_id: req.caller.session().to_string(),
-                        turn_id: message_id,
-                        intent: crate::domain::Intent::Handoff,
-                        rewritten: None,
-                    })
-                    .await;
-                let _ = tx
-                    .send(Event::Done {
-                        answer: String::new(),
-                    })
-                    .await;
-                Ok(())
-            }
-            Ok(None) => st
-                .assistant
-                .turn(req, tx.clone())
-                .await
-                .map_err(ApiError::from),
-            Err(e) => Err(ApiError::from(e)),
-        };
-        if let Err(api) = result {
-            let _ = tx
-                .send(Event::Error {
-                    code: api.code,
-                    message: api.message,
-                })
-                .await;
-        }
+        run_turn(&st, req, tx).await;
     });
     Ok(Started {
         listener,
         caller,
         new_token,
     })
+}
+
+/// Runs one turn, sending its events to `tx`: relayed to the counselor holding the
+/// conversation, else answered by the assistant; a failure becomes an `error` event. Every
+/// channel runs its turns through here.
+pub(crate) async fn run_turn(st: &AppState, req: TurnRequest, tx: mpsc::Sender<Event>) {
+    // While a counselor holds the conversation, the message is theirs, not the model's.
+    let result = match st.workspace.relay(&req.caller, &req.message).await {
+        Ok(Some(message_id)) => {
+            let _ = tx
+                .send(Event::Meta {
+                    session_id: req.caller.session().to_string(),
+                    turn_id: message_id,
+                    intent: crate::domain::Intent::Handoff,
+                    rewritten: None,
+                })
+                .await;
+            let _ = tx
+                .send(Event::Done {
+                    answer: String::new(),
+                })
+                .await;
+            Ok(())
+        }
+        Ok(None) => st
+            .assistant
+            .turn(req, tx.clone())
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    if let Err(api) = result {
+        let _ = tx
+            .send(Event::Error {
+                code: api.code,
+                message: api.message,
+            })
+            .await;
+    }
 }
 
 /// `POST /api/v1/chat`: the whole answer as JSON.
@@ -181,7 +217,7 @@ pub async fn chat(
     headers: HeaderMap,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut started = start(&state, ip, &headers, body).await?;
+    let mut started = start(&state, ip, &headers, body, Origin::Web).await?;
     let mut resp = ChatResponse {
         session_id: started.caller.session().to_string(),
         session_token: started.new_token.map(|t| t.expose().to_string()),
@@ -213,8 +249,9 @@ pub async fn chat(
     Ok(Json(json!(resp)))
 }
 
-fn sse_event(id: u64, ev: Event) -> SseEvent {
-    let (name, data) = match ev {
+/// An event's name and JSON, as every stream (SSE, WebSocket) sends it.
+pub(crate) fn event_json(ev: Event) -> (&'static str, serde_json::Value) {
+    match ev {
         Event::Meta {
             session_id,
             turn_id,
@@ -230,7 +267,11 @@ fn sse_event(id: u64, ev: Event) -> SseEvent {
         Event::Handoff(h) => ("handoff", json!(h)),
         Event::Done { answer } => ("done", json!({"answer": answer})),
         Event::Error { code, message } => ("error", json!({"code": code, "message": message})),
-    };
+    }
+}
+
+fn sse_event(id: u64, ev: Event) -> SseEvent {
+    let (name, data) = event_json(ev);
     SseEvent::default()
         .id(id.to_string())
         .event(name)
@@ -240,7 +281,7 @@ fn sse_event(id: u64, ev: Event) -> SseEvent {
 /// Streams a listener as server-sent events, after an optional first event (the new
 /// session's token, which is never buffered). A forwarding task notices a closed connection
 /// even while no event comes, so the listener is counted out at once.
-fn sse_response(first: Option<SseEvent>, mut listener: Subscription) -> Response {
+pub(crate) fn sse_response(first: Option<SseEvent>, mut listener: Subscription) -> Response {
     let (out, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(32);
     tokio::spawn(async move {
         if let Some(ev) = first {
@@ -276,7 +317,7 @@ pub async fn chat_stream(
     headers: HeaderMap,
     JsonBody(body): JsonBody<ChatBody>,
 ) -> Result<Response, ApiError> {
-    let started = start(&state, ip, &headers, body).await?;
+    let started = start(&state, ip, &headers, body, Origin::Web).await?;
     let first = started.new_token.map(|t| {
         SseEvent::default().event("session").data(
             json!({"session_id": started.caller.session().as_str(), "session_token": t.expose()})

@@ -455,7 +455,7 @@ pub async fn view(
         .await?
         .into_iter()
         .map(|n| {
-            json!({"id": n.id, "author": names.get(&n.counselor_id), "text": n.text, "created_at": n.created_at})
+            json!({"id": n.id, "author": names.get(&n.counselor_id).map(String::as_str).or((n.counselor_id == "system").then_some("系统")), "text": n.text, "created_at": n.created_at})
         })
         .collect();
     let summary = if e.ai_summary.is_empty() {

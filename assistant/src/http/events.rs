@@ -50,10 +50,47 @@ pub async fn session_events(
     let (caller, _) = authorize(&state, &id, &headers).await?;
     // Stored event numbers are i64; anything beyond is past every event there is.
     let after = i64::try_from(last_event_id(&headers)?).unwrap_or(i64::MAX);
-    let sid = caller.session().clone();
+    let mut events = follow_session(&state, caller.session().clone(), after);
+    let (out, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(32);
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                e = events.recv() => match e { Some(e) => e, None => return },
+                _ = out.closed() => return,
+            };
+            let e = SseEvent::default()
+                .id(ev.seq.to_string())
+                .event(ev.name)
+                .data(ev.data);
+            if out.send(Ok(e)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(sse_stream(rx))
+}
+
+/// One of a citizen's stored events, in order.
+#[derive(Debug, Clone)]
+pub(crate) struct CitizenEvent {
+    /// Its number in the session.
+    pub seq: i64,
+    /// `counselor_joined`, `counselor_message`, `status`.
+    pub name: String,
+    /// JSON text.
+    pub data: String,
+}
+
+/// Follows a session's counselor events after `after`: stored ones first, then live ones,
+/// each exactly once and in order. Ends when the receiver is dropped (or the store fails).
+pub(crate) fn follow_session(
+    state: &AppState,
+    sid: crate::domain::SessionId,
+    after: i64,
+) -> mpsc::Receiver<CitizenEvent> {
     let mut live = state.workspace.bus().subscribe();
     let db = state.workspace.db().clone();
-    let (out, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(32);
+    let (out, rx) = mpsc::channel::<CitizenEvent>(32);
     let topic = Topic::Session(sid.to_string());
     tokio::spawn(async move {
         let mut last = after;
@@ -71,11 +108,12 @@ pub async fn session_events(
                 };
                 for ev in stored {
                     last = ev.seq;
-                    let e = SseEvent::default()
-                        .id(ev.seq.to_string())
-                        .event(ev.name)
-                        .data(ev.data);
-                    if out.send(Ok(e)).await.is_err() {
+                    let e = CitizenEvent {
+                        seq: ev.seq,
+                        name: ev.name,
+                        data: ev.data,
+                    };
+                    if out.send(e).await.is_err() {
                         return;
                     }
                 }
@@ -97,11 +135,12 @@ pub async fn session_events(
                         continue;
                     }
                     last = seq;
-                    let e = SseEvent::default()
-                        .id(seq.to_string())
-                        .event(ev.name)
-                        .data(ev.data.to_string());
-                    if out.send(Ok(e)).await.is_err() {
+                    let e = CitizenEvent {
+                        seq,
+                        name: ev.name,
+                        data: ev.data.to_string(),
+                    };
+                    if out.send(e).await.is_err() {
                         return;
                     }
                 }
@@ -111,7 +150,7 @@ pub async fn session_events(
             }
         }
     });
-    Ok(sse_stream(rx))
+    rx
 }
 
 /// `GET /console/api/events`: notices for the console.

@@ -3,7 +3,8 @@
 //! - [`error`]: [`ApiError`], the one error shape `{"error": {"code", "message"}}`.
 //! - [`extract`]: JSON bodies under size and time limits, the client address, session auth.
 //! - [`middleware`]: request span and metrics, transport limits, per-IP rate limit.
-//! - [`chat`], [`sessions`], [`console`], [`events`], [`ops`], `web`: one file per route group.
+//! - [`chat`], [`sessions`], [`console`], [`events`], [`ops`], `web`, [`wechat`] (the Official
+//!   Account), [`miniprogram`]: one file per route group.
 //!
 //! A conversation belongs to whoever holds its token: every call on a session but its
 //! creation presents `X-Session-Token`. Turns run in their own task and are resumable, so a
@@ -15,9 +16,11 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod middleware;
+pub mod miniprogram;
 pub mod ops;
 pub mod sessions;
 mod web;
+pub mod wechat;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +60,10 @@ pub struct AppState {
     pub hub: Arc<TurnHub>,
     /// The counselor workspace (console sign-in, queue, replies, audit) and its event bus.
     pub workspace: crate::console::Workspace,
+    /// WeChat: the Official Account and mini-program apps, sockets open, the outbox.
+    pub wechat: crate::wechat::Wechat,
+    /// The outbox's counters.
+    pub outbox_metrics: Arc<crate::wechat::outbox::OutboxMetrics>,
 }
 
 /// Builds the router.
@@ -78,6 +85,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(chat::resume),
         )
         .route("/api/v1/sessions/{id}/events", get(events::session_events))
+        .route("/api/v1/miniprogram/login", post(miniprogram::login))
+        .route("/api/v1/miniprogram/chat", post(miniprogram::chat))
+        .route("/api/v1/miniprogram/sessions", get(miniprogram::sessions))
+        .route("/api/v1/ws", get(miniprogram::socket))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::limit_ip,
@@ -102,6 +113,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        // WeChat's servers, verified by signature: outside the per-IP limits.
+        .route("/wechat/mp", get(wechat::check).post(wechat::receive))
         .merge(web::routes())
         .merge(console::routes(&state))
         .fallback(|| async {

@@ -45,14 +45,12 @@ pub async fn metrics(
         )
         .into_response();
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .assistant
-            .metrics()
-            .render(&state.assistant.model_queue()),
-    )
-        .into_response()
+    let mut text = state
+        .assistant
+        .metrics()
+        .render(&state.assistant.model_queue());
+    state.outbox_metrics.render(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Whether `headers` carry `Authorization: Bearer <expected>`.

@@ -28,11 +28,13 @@ use crate::domain::{Channel, SessionId, TokenHash};
 
 mod console;
 mod stats;
+mod wechat;
 pub use console::{
     AlertRow, AuditFilter, AuditRow, CallbackRow, ConsoleSessionRow, CounselorRow, NoteRow,
     SessionEventRow,
 };
 pub use stats::{day_of, StatRow};
+pub use wechat::{Dedup, OutboxRow, OutboxStatus, WechatUserRow};
 
 /// The migrations, in order, embedded in the binary: (version, description, SQL). Applied by
 /// sqlx's migrator (table `_sqlx_migrations`, checksums, each in a transaction, under an
@@ -50,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "console",
         include_str!("../../migrations/0004_console.sql"),
+    ),
+    (
+        5,
+        "wechat",
+        include_str!("../../migrations/0005_wechat.sql"),
     ),
 ];
 
@@ -477,13 +484,28 @@ impl Db {
 
     /// The session, only when `token` is its token. An unknown id and a wrong token give the
     /// same `None`, so callers cannot tell which ids exist.
+    ///
+    /// A mini-program session is also opened by its WeChat user's login token (the user owns
+    /// all their sessions; the session's own token is never handed out).
     pub async fn authorize(&self, id: &SessionId, token: &TokenHash) -> Result<Option<SessionRow>> {
         let s = self.session(id).await?;
-        Ok(s.filter(|s| {
-            s.token_hash
-                .as_ref()
-                .is_some_and(|h| TokenHash::from_stored(h.clone()).matches(token))
-        }))
+        let Some(s) = s else { return Ok(None) };
+        if s.token_hash
+            .as_ref()
+            .is_some_and(|h| TokenHash::from_stored(h.clone()).matches(token))
+        {
+            return Ok(Some(s));
+        }
+        let owner = self.session_owner(id).await?;
+        match owner {
+            Some(owner) => {
+                let user = self.wechat_user_by_token(token, now_ms()).await?;
+                Ok(user
+                    .filter(|u| crate::domain::constant_time_eq(u.id.as_bytes(), owner.as_bytes()))
+                    .map(|_| s))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Whether `turn_id` is an assistant message of this session.
@@ -525,6 +547,7 @@ impl Db {
             "session_events",
             "escalation_notes",
             "escalations",
+            "wechat_outbox",
         ] {
             let sql = format!(
                 "DELETE FROM {table} WHERE session_id IN (SELECT id FROM sessions WHERE {cond})"
