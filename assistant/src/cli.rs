@@ -661,6 +661,79 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `leye cards check|list`: the benefit cards against the documents of `knowledge.paths`
+/// and `extra`. `check` fails when a span is not found; `list` shows each card's state.
+pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> {
+    use knowledge::benefits::check::{check_card, DocText};
+    let dir = &cfg.knowledge.benefits;
+    let cards = knowledge::benefits::load_dir(dir)
+        .with_context(|| format!("loading the cards in {}", dir.display()))?;
+    let mut paths = cfg.knowledge.paths.clone();
+    paths.extend(extra.iter().cloned());
+    let files = assistant::knowledge_base::KnowledgeBase::collect_files(&paths)?;
+    let mut docs = Vec::new();
+    for f in files {
+        if knowledge::parse::Format::from_path(&f).is_none() {
+            continue;
+        }
+        match knowledge::parse::parse_file(&f) {
+            Ok(d) => docs.push(DocText::from_document(&d)),
+            Err(e) => eprintln!("跳过 {}：{e}", f.display()),
+        }
+    }
+    let mut problems = 0usize;
+    let mut active = 0usize;
+    let mut unchecked = std::collections::BTreeSet::new();
+    for card in &cards {
+        let found = check_card(card, &docs);
+        if found.is_empty() {
+            active += 1;
+        }
+        if list {
+            let state = match found.first() {
+                None => "active".to_string(),
+                Some(p) if p.message.contains("not in the knowledge base") => {
+                    format!("inactive: {} not ingested", p.doc)
+                }
+                Some(p) => format!("inactive: {} in {}", p.message, p.field),
+            };
+            println!(
+                "{:<40} {:<28} {:<8} {:<24} {state}",
+                card.id,
+                card.name,
+                format!("{:?}", card.kind).to_lowercase(),
+                card.source.key()
+            );
+        } else {
+            for p in &found {
+                if p.message.contains("not in the knowledge base") {
+                    unchecked.insert(card.id.clone());
+                } else {
+                    println!("{p}");
+                    problems += 1;
+                }
+            }
+        }
+    }
+    if !unchecked.is_empty() {
+        eprintln!(
+            "{} 张卡片未检查（来源文档未收录，卡片不生效）：{}",
+            unchecked.len(),
+            unchecked.into_iter().collect::<Vec<_>>().join("、")
+        );
+    }
+    let spans: usize = cards.iter().map(|c| c.spans().len()).sum();
+    eprintln!(
+        "{} 张卡片，{spans} 处原文引用，{} 份文档；{active} 张可用",
+        cards.len(),
+        docs.len()
+    );
+    if !list && problems > 0 {
+        anyhow::bail!("{problems} quoted spans do not match their documents");
+    }
+    Ok(())
+}
+
 /// `leye wechat menu FILE.toml`: checks the menu, then creates it through WeChat's API (or,
 /// with `--dry-run`, prints the JSON). CLICK keys without a configured reply are named.
 pub fn wechat_menu(cfg: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {

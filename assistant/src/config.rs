@@ -483,12 +483,17 @@ pub struct KnowledgeConfig {
     /// Files or folders ingested at start (unchanged ones are skipped by content hash).
     /// Default: the repository's `knowledge/data`.
     pub paths: Vec<PathBuf>,
+    /// The folder of benefit cards (政策申领). Default: the repository's
+    /// `knowledge/data/benefits`. A card is active only while its source document is among
+    /// the documents of `paths` (matched by 文号 or title, and every quoted span found).
+    pub benefits: PathBuf,
 }
 
 impl Default for KnowledgeConfig {
     fn default() -> Self {
         Self {
             paths: vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../knowledge/data")],
+            benefits: knowledge::benefits::bundled_dir(),
         }
     }
 }

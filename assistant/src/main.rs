@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: CounselorCommand,
     },
+    /// Benefit cards (政策申领): check every quoted span against its document, or list the
+    /// cards and whether each is active.
+    Cards {
+        #[command(subcommand)]
+        command: CardsCommand,
+    },
     /// WeChat Official Account tools.
     Wechat {
         #[command(subcommand)]
@@ -64,6 +70,23 @@ enum Command {
         /// Listen here instead of `server.bind`.
         #[arg(long)]
         bind: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CardsCommand {
+    /// Checks every card's quoted spans verbatim against its source document (among the
+    /// documents of `knowledge.paths` and `--docs`); fails naming card, field and document.
+    Check {
+        /// More folders or files of documents (e.g. your copies of the laws).
+        #[arg(long)]
+        docs: Vec<PathBuf>,
+    },
+    /// Lists the cards and whether each is active (its document present, its spans found).
+    List {
+        /// More folders or files of documents.
+        #[arg(long)]
+        docs: Vec<PathBuf>,
     },
 }
 
@@ -216,6 +239,10 @@ fn main() -> std::process::ExitCode {
                     },
                 },
             ),
+            Command::Cards { command } => match command {
+                CardsCommand::Check { docs } => cli::cards(&cfg, &docs, false),
+                CardsCommand::List { docs } => cli::cards(&cfg, &docs, true),
+            },
             Command::Wechat {
                 command: WechatCommand::Menu { file, dry_run },
             } => cli::wechat_menu(&cfg, &file, dry_run),

@@ -9,6 +9,9 @@
 //! - [`chunking`]: Chinese structure-aware chunks (第X章 / 第X条 / 一、 / （一） / 1. / (1)),
 //!   each with its section path and article number.
 //! - [`jobs`]: the job-listing schema, validation and the JSONL/CSV loaders.
+//! - [`benefits`]: benefit cards (政策申领): conditions over a citizen's facts, what is granted,
+//!   materials, where to apply, each tied to a verbatim span of its source; the rules engine
+//!   and the verbatim check.
 //!
 //! The deterministic generator of the bundled sample listings is the `gen-jobs` binary
 //! (`src/bin/gen_jobs/`), not part of the library.
@@ -17,6 +20,7 @@
 //! it. The bundled corpus lives in `knowledge/data/`.
 #![warn(missing_docs)]
 
+pub mod benefits;
 pub mod chunking;
 pub mod document;
 pub mod jobs;
