@@ -193,6 +193,9 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
 
     let rkb = kb.clone();
     let router = tokio::task::spawn_blocking(move || Assistant::router_for(rkb.as_ref())).await??;
+    let bcfg = cfg.clone();
+    let benefits = tokio::task::spawn_blocking(move || load_benefits(&bcfg)).await?;
+    progress(&format!("政策申领卡片：{} 张可用", benefits.cards().len()));
     Ok(Assistant::new(
         kb,
         Arc::new(generator),
@@ -200,5 +203,31 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
         db,
         cfg.dialogue.clone(),
         Arc::new(Metrics::default()),
-    ))
+    )
+    .with_benefits(benefits))
+}
+
+/// The benefit cards of `knowledge.benefits` that are active against the documents of
+/// `knowledge.paths` (what `leye serve` ingests at start). Cards that cannot be read are
+/// logged and left out: the service runs without them rather than not at all.
+pub fn load_benefits(cfg: &Config) -> crate::dialogue::claims::Benefits {
+    use knowledge::benefits::check::DocText;
+    let cards = match knowledge::benefits::load_dir(&cfg.knowledge.benefits) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "benefit cards not loaded");
+            return Default::default();
+        }
+    };
+    let files = KnowledgeBase::collect_files(&cfg.knowledge.paths).unwrap_or_default();
+    let docs: Vec<DocText> = files
+        .iter()
+        .filter(|f| knowledge::parse::Format::from_path(f).is_some())
+        .filter_map(|f| knowledge::parse::parse_file(f).ok())
+        .map(|d| DocText::from_document(&d))
+        .collect();
+    let total = cards.len();
+    let b = crate::dialogue::claims::Benefits::active(cards, &docs);
+    tracing::info!(active = b.cards().len(), total, "benefit cards");
+    b
 }

@@ -334,6 +334,8 @@ pub fn ask(cfg: &Config, question: &str, session: Option<String>) -> anyhow::Res
                         let _ = out.write_all(t.as_bytes());
                         let _ = out.flush();
                     }
+                    // The question and the result lists come as text too.
+                    Event::Claim(_) => {}
                     Event::Citations(cs) => {
                         println!();
                         for c in cs {
@@ -731,6 +733,30 @@ pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> 
     if !list && problems > 0 {
         anyhow::bail!("{problems} quoted spans do not match their documents");
     }
+    Ok(())
+}
+
+/// `leye cards draft DOC`: drafts for review, one TOML file each, in `out`.
+pub fn cards_draft(doc: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let d =
+        knowledge::parse::parse_file(doc).with_context(|| format!("reading {}", doc.display()))?;
+    let stem = doc
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("draft")
+        .to_string();
+    let drafts = knowledge::benefits::draft::drafts(&d, &stem);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for dr in &drafts {
+        let path = out.join(format!("{}.toml.draft", dr.id));
+        std::fs::write(&path, &dr.toml).with_context(|| format!("writing {}", path.display()))?;
+        println!("{} {}", dr.article, path.display());
+    }
+    eprintln!(
+        "{} 份草稿写入 {}（扩展名 .draft，不会被加载；审核后改名为 <id>.toml 放入卡片目录，再运行 leye cards check）",
+        drafts.len(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -256,6 +256,8 @@ pub enum Intent {
     Smalltalk,
     /// Not about employment, or an attempt to subvert the assistant.
     OutOfScope,
+    /// What can I get (政策申领): the benefit cards and the eligibility interview.
+    Claim,
 }
 
 impl Intent {
@@ -268,17 +270,19 @@ impl Intent {
             Intent::Handoff => "handoff",
             Intent::Smalltalk => "smalltalk",
             Intent::OutOfScope => "out_of_scope",
+            Intent::Claim => "claim",
         }
     }
 
     /// Every intent (metrics are pre-registered with zero).
-    pub const ALL: [Intent; 6] = [
+    pub const ALL: [Intent; 7] = [
         Intent::Policy,
         Intent::Job,
         Intent::Startup,
         Intent::Handoff,
         Intent::Smalltalk,
         Intent::OutOfScope,
+        Intent::Claim,
     ];
 }
 

@@ -88,6 +88,17 @@ enum CardsCommand {
         #[arg(long)]
         docs: Vec<PathBuf>,
     },
+    /// Proposes card drafts (TOML, for a person to review) from a document's articles that
+    /// grant something; drafts are never loaded until reviewed and moved into the cards folder.
+    Draft {
+        /// The document (md, txt, html, docx, pdf).
+        doc: PathBuf,
+        /// Where to write the drafts.
+        #[arg(long, default_value = "benefit-drafts")]
+        out: PathBuf,
+    },
+    /// The facts a card's conditions may use.
+    Facts,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +253,13 @@ fn main() -> std::process::ExitCode {
             Command::Cards { command } => match command {
                 CardsCommand::Check { docs } => cli::cards(&cfg, &docs, false),
                 CardsCommand::List { docs } => cli::cards(&cfg, &docs, true),
+                CardsCommand::Draft { doc, out } => cli::cards_draft(&doc, &out),
+                CardsCommand::Facts => {
+                    for (name, _, label) in knowledge::benefits::rules::FACTS {
+                        println!("{name:<26} {label}");
+                    }
+                    Ok(())
+                }
             },
             Command::Wechat {
                 command: WechatCommand::Menu { file, dry_run },

@@ -91,3 +91,29 @@ fn list_shows_which_cards_are_active() {
     let t = String::from_utf8_lossy(&with_laws.stdout).to_string();
     assert!(t.lines().all(|l| l.ends_with(" active")), "{t}");
 }
+
+#[test]
+fn draft_writes_reviewable_drafts_that_are_not_loaded() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = home.path().join("drafts");
+    let doc = format!("{}/cn-2018-shehui-baoxian-fa.md", laws());
+    let o = leye(
+        home.path(),
+        &["cards", "draft", &doc, "--out", out.to_str().expect("path")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .expect("drafts")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(!files.is_empty());
+    assert!(files
+        .iter()
+        .all(|f| f.to_string_lossy().ends_with(".toml.draft")));
+    // A folder of drafts loads no cards.
+    assert!(knowledge::benefits::load_dir(&out)
+        .expect("loads")
+        .is_empty());
+    let facts = leye(home.path(), &["cards", "facts"]);
+    assert!(String::from_utf8_lossy(&facts.stdout).contains("months_insured"));
+}

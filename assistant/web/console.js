@@ -248,7 +248,15 @@
       $("ai-summary").textContent = s ? s.text : (e.status === "assigned" ? "AI 摘要生成中…" : "接入后自动生成");
       $("ai-sources").textContent = s && s.sources && s.sources.length ? "依据：" + s.sources.map(function (x) { return "《" + x.title + "》" + (x.doc_number || ""); }).join("；") : "";
       var p = v.profile || {};
-      $("profile").textContent = ["渠道：" + (v.channel || "-"), "城市：" + (p.city || "未知"), "人群：" + (p.group || "未知")].join("\n");
+      var lines = ["渠道：" + (v.channel || "-"), "城市：" + (p.city || "未知"), "人群：" + (p.group || "未知")];
+      var el_ = v.eligibility;
+      if (el_) {
+        // The rules engine's result on what the citizen told the assistant (政策申领).
+        lines.push("政策申领评估：");
+        lines.push("  符合：" + (el_.qualified.length ? el_.qualified.map(function (c) { return c.name; }).join("、") : "暂无"));
+        if (el_.possibly.length) lines.push("  可能符合：" + el_.possibly.slice(0, 6).map(function (c) { return c.name + "（需确认" + c.missing.join("、") + "）"; }).join("；"));
+      }
+      $("profile").textContent = lines.join("\n");
       $("profile").style.whiteSpace = "pre-line";
       if (document.activeElement !== $("tags-input")) $("tags-input").value = (e.tags || []).join("，");
       var notes = $("notes"); notes.textContent = "";

@@ -58,7 +58,20 @@
     ".leye-tools button{border:none;background:none;color:#6b7280;cursor:pointer;padding:4px}",
     ".leye-fab{position:fixed;right:16px;bottom:16px;width:56px;height:56px;border-radius:50%;border:none;background:#c8102e;color:#fff;font-size:26px;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483000}",
     ".leye-panel{position:fixed;right:16px;bottom:84px;width:min(380px,calc(100vw - 32px));height:min(620px,calc(100vh - 110px));border-radius:14px;overflow:hidden;box-shadow:0 8px 30px rgba(0,0,0,.25);z-index:2147483000;display:none}",
-    "@media (max-width:480px){.leye-panel{right:0;bottom:0;width:100vw;height:100vh;border-radius:0}}"
+    "@media (max-width:480px){.leye-panel{right:0;bottom:0;width:100vw;height:100vh;border-radius:0}}",
+    ".leye-chips{display:flex;flex-wrap:wrap;gap:6px;margin:6px 0}",
+    ".leye-chips button{font-size:15px;padding:6px 12px;border-radius:16px;border:1px solid #1d4ed8;background:#fff;color:#1d4ed8;cursor:pointer}",
+    ".leye-why{font-size:13px;color:#4b5563;margin-top:4px}",
+    ".leye-benefit{border:1px solid #cbd5e1;border-left:4px solid #047857;border-radius:10px;padding:8px 10px;margin-top:8px;background:#fff;font-size:14px}",
+    ".leye-benefit.leye-maybe{border-left-color:#b45309}",
+    ".leye-benefit b{display:block;font-size:15px;margin-bottom:2px}",
+    ".leye-benefit .leye-label{color:#374151;font-weight:600}",
+    ".leye-benefit ul{margin:2px 0 2px 18px;padding:0}",
+    ".leye-benefit .leye-src{color:#4b5563;font-size:12px}",
+    ".leye-list-actions button{margin:8px 8px 0 0;font-size:14px;padding:4px 12px;border-radius:6px;border:1px solid #047857;background:#047857;color:#fff}",
+    ".leye.leye-large{font-size:19px}",
+    ".leye.leye-large .leye-sys,.leye.leye-large .leye-cites,.leye.leye-large .leye-benefit,.leye.leye-large .leye-job{font-size:17px}",
+    ".leye.leye-large .leye-bar input,.leye.leye-large .leye-chips button{font-size:19px}"
   ].join("\n");
   var style = document.createElement("style");
   style.textContent = css;
@@ -97,9 +110,23 @@
   var tools = el("div", "leye-tools");
   var forget = el("button", "leye-delete", "删除记录");
   forget.type = "button";
+  // Many users are older or see poorly: a larger text size, remembered.
+  var large = el("button", "leye-large-toggle", "大字");
+  large.type = "button";
+  large.setAttribute("aria-label", "切换大字模式");
+  large.setAttribute("aria-pressed", "false");
+  tools.appendChild(large);
   tools.appendChild(forget);
   root.appendChild(log); root.appendChild(status); root.appendChild(tools); root.appendChild(bar);
   host.appendChild(root);
+  input.setAttribute("aria-label", "输入您的问题");
+  function setLarge(on) {
+    root.classList.toggle("leye-large", on);
+    large.setAttribute("aria-pressed", on ? "true" : "false");
+    try { localStorage.setItem("leye_large", on ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  try { if (localStorage.getItem("leye_large") === "1") setLarge(true); } catch (e) { /* private mode */ }
+  large.addEventListener("click", function () { setLarge(!root.classList.contains("leye-large")); });
 
   // { id, token } of this browser's conversation, or null before the first message.
   var session = null;
@@ -175,6 +202,91 @@
     bubble.appendChild(d);
   }
 
+  // 政策申领: the next question's options as chips (a tap answers), or one card per benefit
+  // (what you get, materials checklist, where to apply, source) and a 申领清单 to copy or print.
+  function renderClaim(bubble, c) {
+    if (!c) return;
+    if (c.question) {
+      if (c.question.why) bubble.appendChild(el("div", "leye-why", c.question.why));
+      var chips = el("div", "leye-chips");
+      chips.setAttribute("role", "group");
+      chips.setAttribute("aria-label", c.question.text);
+      c.question.options.forEach(function (o) {
+        var b = el("button", "leye-chip", o);
+        b.type = "button";
+        b.onclick = function () {
+          if (busy) return;
+          chips.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+          input.value = o;
+          if (bar.requestSubmit) bar.requestSubmit(); else bar.dispatchEvent(new Event("submit", { cancelable: true }));
+        };
+        chips.appendChild(b);
+      });
+      bubble.appendChild(chips);
+      return;
+    }
+    function card(v, maybe) {
+      var d = el("div", "leye-benefit" + (maybe ? " leye-maybe" : ""));
+      d.setAttribute("role", "article");
+      d.setAttribute("aria-label", v.name);
+      d.appendChild(el("b", null, v.name));
+      var what = el("div"); what.appendChild(el("span", "leye-label", "可享受：")); what.appendChild(document.createTextNode(v.what)); d.appendChild(what);
+      if (maybe && v.missing && v.missing.length) {
+        var m = el("div"); m.appendChild(el("span", "leye-label", "还需确认：")); m.appendChild(document.createTextNode(v.missing.join("、"))); d.appendChild(m);
+      }
+      if (v.materials && v.materials.length) {
+        d.appendChild(el("span", "leye-label", "材料清单："));
+        var ul = el("ul");
+        v.materials.forEach(function (x) { ul.appendChild(el("li", null, "☐ " + x)); });
+        d.appendChild(ul);
+      }
+      if (v.where && v.where.length) {
+        var w = el("div"); w.appendChild(el("span", "leye-label", "去哪里办：")); w.appendChild(document.createTextNode(v.where.join("；"))); d.appendChild(w);
+      }
+      d.appendChild(el("div", "leye-src", "来源：" + v.source));
+      return d;
+    }
+    (c.qualified || []).forEach(function (v) { bubble.appendChild(card(v, false)); });
+    (c.possibly || []).slice(0, 8).forEach(function (v) { bubble.appendChild(card(v, true)); });
+    if (c.qualified && c.qualified.length) {
+      var lines = ["申领清单"];
+      c.qualified.forEach(function (v, i) {
+        lines.push((i + 1) + ". " + v.name + "：" + v.what);
+        if (v.materials.length) lines.push("   材料：" + v.materials.join("；"));
+        if (v.where.length) lines.push("   办理：" + v.where.join("；"));
+        lines.push("   来源：" + v.source);
+      });
+      var text = lines.join("\n");
+      var acts = el("div", "leye-list-actions");
+      var copy = el("button", "leye-copy", "复制申领清单");
+      copy.type = "button";
+      copy.onclick = function () {
+        var done = function () { sys("申领清单已复制"); };
+        if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text); done(); });
+        else { fallbackCopy(text); done(); }
+      };
+      var print = el("button", "leye-print", "打印");
+      print.type = "button";
+      print.onclick = function () {
+        var w = window.open("", "_blank");
+        if (!w) return;
+        var pre = w.document.createElement("pre");
+        pre.style.cssText = "font-size:16px;white-space:pre-wrap";
+        pre.textContent = text;
+        w.document.body.appendChild(pre);
+        w.print();
+      };
+      acts.appendChild(copy); acts.appendChild(print);
+      bubble.appendChild(acts);
+      bubble.setAttribute("data-claim-list", text);
+    }
+  }
+  function fallbackCopy(text) {
+    var t = el("textarea"); t.value = text; document.body.appendChild(t); t.select();
+    try { document.execCommand("copy"); } catch (e) { /* nothing more to try */ }
+    t.remove();
+  }
+
   function renderJobs(bubble, jobs, relaxed) {
     if (!jobs || !jobs.length) return;
     jobs.forEach(function (j) {
@@ -213,6 +325,7 @@
     else if (name === "token") { ctx.text.textContent += data.text; scroll(); }
     else if (name === "citations") renderCitations(ctx.bubble, data.citations);
     else if (name === "jobs") renderJobs(ctx.bubble, data.jobs, data.relaxed);
+    else if (name === "claim") ctx.claim = data;
     else if (name === "handoff") { sys("已转人工，当前排队第" + data.position + "位"); goLive(); if (data.callback) showCallbackForm(); }
     else if (name === "done") {
       ctx.done = true;
@@ -220,7 +333,15 @@
         // A counselor holds the conversation: the message went to them, not the model.
         ctx.bubble.remove();
         status.textContent = "已发送给职业指导师";
-      } else renderFeedback(ctx.bubble, ctx.turnId);
+      } else {
+        // After the text: the chips or the cards follow what they belong to.
+        if (ctx.claim) {
+          // The chips stand for the numbered options the text channels get.
+          if (ctx.claim.question) ctx.text.textContent = ctx.text.textContent.split("\n回复数字：")[0];
+          renderClaim(ctx.bubble, ctx.claim);
+        }
+        renderFeedback(ctx.bubble, ctx.turnId);
+      }
     }
     else if (name === "error") { ctx.done = true; sys(data.message || "服务暂时不可用"); }
     scroll();

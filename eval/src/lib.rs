@@ -10,9 +10,11 @@
 //! - [`jobs_eval`]: job search on labelled questions: constraint precision, top-5 hits.
 //! - [`latency`]: percentiles of timing samples.
 //! - [`router_eval`]: the router's labelled set, precision and recall per intent.
+//! - [`claims_eval`]: 政策申领 scenarios: qualified precision/recall per benefit card.
 #![warn(missing_docs)]
 
 pub mod answers_eval;
+pub mod claims_eval;
 pub mod gate_eval;
 pub mod jobs_eval;
 pub mod latency;

@@ -62,6 +62,13 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// 政策申领 scenarios: the bundled cards (active against the bundled plan and the laws of
+    /// `eval/data/laws/`) and the fact reading, precision and recall of "qualified".
+    Claims {
+        /// The scenarios.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/claims.jsonl"))]
+        set: PathBuf,
+    },
     /// The router on its labelled set: precision and recall per intent, handoff reasons,
     /// labour-rights messages sent to job search.
     Router {
@@ -239,6 +246,26 @@ fn main() -> anyhow::Result<()> {
                     .collect();
                 std::fs::write(p, serde_json::to_vec_pretty(&rows)?)?;
             }
+        }
+        Cmd::Claims { set } => {
+            let items = eval::claims_eval::load(&set)?;
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut docs = Vec::new();
+            for dir in ["knowledge/data/policies", "eval/data/laws"] {
+                for e in std::fs::read_dir(root.join(dir))? {
+                    let p = e?.path();
+                    if p.extension().is_some_and(|x| x == "md") {
+                        docs.push(knowledge::benefits::check::DocText::from_document(
+                            &knowledge::parse::parse_file(&p)?,
+                        ));
+                    }
+                }
+            }
+            let cards = knowledge::benefits::load_dir(&knowledge::benefits::bundled_dir())?;
+            let benefits = assistant::dialogue::claims::Benefits::active(cards, &docs);
+            println!("{} active cards", benefits.cards().len());
+            let report = eval::claims_eval::run(&items, &benefits, 2026);
+            eval::claims_eval::print(&report);
         }
         Cmd::Router { set } => {
             let items = eval::router_eval::load(&set)?;

@@ -145,3 +145,37 @@ fn bad_card_files_are_refused_with_the_file_named() {
     let e = load_dir(dir.path()).expect_err("unknown fact");
     assert!(e.to_string().contains("shoe_size"), "{e}");
 }
+
+#[test]
+fn drafts_quote_their_article_verbatim_and_are_not_loadable_as_they_are() {
+    let doc =
+        knowledge::parse::parse_file(&root().join("eval/data/laws/cn-2018-shehui-baoxian-fa.md"))
+            .expect("parse");
+    let drafts = knowledge::benefits::draft::drafts(&doc, "sil");
+    let ui = drafts
+        .iter()
+        .find(|d| d.article == "第四十五条")
+        .unwrap_or_else(|| {
+            panic!(
+                "a draft for 第四十五条: {:?}",
+                drafts.iter().map(|d| &d.article).collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        ui.toml.contains("从失业保险基金中领取失业保险金"),
+        "{}",
+        ui.toml
+    );
+    let text = DocText::from_document(&doc);
+    let value: toml::Value = toml::from_str(&ui.toml).expect("valid TOML");
+    let quote = value["what"]["quote"].as_str().expect("quote");
+    assert!(
+        text.text
+            .contains(&knowledge::benefits::check::normalise(quote)),
+        "{quote}"
+    );
+    // Conditions come without facts: a person must choose them before the card loads.
+    if value.get("who").is_some() {
+        assert!(Card::parse(&ui.toml, "sil-1.toml").is_err());
+    }
+}

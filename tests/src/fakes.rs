@@ -223,3 +223,23 @@ pub async fn assistant(
     };
     Assistant::new(kb, model, router, db, cfg, Arc::new(Metrics::default()))
 }
+
+/// The bundled benefit cards, active against the bundled plan and the laws of
+/// `eval/data/laws/` (what an operator who ingested those laws has).
+pub fn bundled_benefits() -> assistant::dialogue::claims::Benefits {
+    use knowledge::benefits::check::DocText;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut docs = Vec::new();
+    for dir in ["knowledge/data/policies", "eval/data/laws"] {
+        for e in std::fs::read_dir(root.join(dir)).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "md") {
+                docs.push(DocText::from_document(
+                    &knowledge::parse::parse_file(&p).expect("parse"),
+                ));
+            }
+        }
+    }
+    let cards = knowledge::benefits::load_dir(&knowledge::benefits::bundled_dir()).expect("cards");
+    assistant::dialogue::claims::Benefits::active(cards, &docs)
+}

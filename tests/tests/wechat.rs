@@ -147,7 +147,9 @@ fn wechat_config(home: &std::path::Path, api_base: &str) -> Config {
 
 fn start(rt: &tokio::runtime::Runtime, cfg: Config, model: Arc<FakeModel>) -> (Running, Db) {
     rt.block_on(async {
-        let a = assistant(kb(), model, &cfg.home).await;
+        let a = assistant(kb(), model, &cfg.home)
+            .await
+            .with_benefits(tests::fakes::bundled_benefits());
         let db = a.db().clone();
         let running = assistant::app::Application::from_parts(cfg, a)
             .start(std::future::pending())
@@ -1016,4 +1018,24 @@ fn the_socket_client_reconnects_and_resumes_without_asking_again_in_chromium() {
         .expect("dones");
     assert_eq!(dones, 1);
     assert_eq!(s.model.calls(), 1, "the question was not sent again");
+}
+
+#[test]
+fn on_the_official_account_claim_questions_are_numbered_and_a_number_answers_them() {
+    let s = serve(FakeModel::default());
+    let (_, body) = post_mp(
+        &s.base,
+        &text_message("openid-claim", 8001, "我是退役军人，能享受什么政策？"),
+    );
+    let first = reply_content(&body);
+    assert!(first.contains("回复数字：1 "), "{first}");
+    // "2" answers the pending question (its second option), not the account's quick reply 2.
+    let (_, body) = post_mp(&s.base, &text_message("openid-claim", 8002, "2"));
+    let second = reply_content(&body);
+    assert!(!second.contains("岗位"), "not a job search: {second}");
+    assert!(
+        second.contains("回复数字") || second.contains("您可以享受"),
+        "the interview goes on: {second}"
+    );
+    assert_ne!(first, second);
 }

@@ -671,7 +671,7 @@ mod tests {
         let today = NaiveDate::from_ymd_opt(2026, 11, 25).expect("date");
         let p = Profile {
             city: Some("烟台市".into()),
-            group: None,
+            ..Profile::default()
         };
         let q = query("找个兼职", &p, today, &[]);
         assert_eq!(q.cities, vec!["烟台市".to_string()]);

@@ -15,6 +15,9 @@ pub struct Profile {
     /// Group, e.g. graduate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<Group>,
+    /// The 政策申领 interview: facts known, the question waiting, what was not answered.
+    #[serde(default, skip_serializing_if = "super::claims::ClaimState::is_empty")]
+    pub claim: super::claims::ClaimState,
 }
 
 /// The first Shandong city named in `text` (full name).
@@ -31,26 +34,47 @@ pub fn find_city(text: &str) -> Option<String> {
 
 /// The group the citizen says they belong to.
 pub fn find_group(text: &str) -> Option<Group> {
-    const GROUPS: &[(&[&str], Group)] = &[
-        (&["毕业生", "应届", "大学生", "高校毕业"], Group::Graduate),
-        (&["退役军人", "退伍", "转业"], Group::Veteran),
-        (
-            &["农民工", "外出务工", "进城务工", "农村劳动力", "返乡"],
-            Group::Migrant,
-        ),
-        (&["残疾"], Group::Disabled),
-        (
-            &["灵活就业", "外卖", "快递员", "骑手", "网约车", "零工"],
-            Group::Flexible,
-        ),
-        (&["宝妈", "返岗妈妈", "妇女", "女性"], Group::Women),
-        (&["退休", "老年", "大龄", "50岁", "60岁"], Group::Elderly),
-    ];
-    GROUPS
-        .iter()
-        .find(|(words, _)| words.iter().any(|w| text.contains(w)))
-        .map(|(_, g)| *g)
+    find_groups(text).into_iter().next()
 }
+
+/// Every group the citizen says they belong to ("残疾人大学生": disabled and graduate), in
+/// the order of [`GROUP_WORDS`] (the first is the one job search uses).
+pub fn find_groups(text: &str) -> Vec<Group> {
+    GROUP_WORDS
+        .iter()
+        .filter(|(words, _)| words.iter().any(|w| text.contains(w)))
+        .map(|(_, g)| *g)
+        .collect()
+}
+
+/// Words that say a group, most specific first.
+const GROUP_WORDS: &[(&[&str], Group)] = &[
+    (&["毕业生", "应届", "大学生", "高校毕业"], Group::Graduate),
+    (&["退役军人", "退伍", "转业"], Group::Veteran),
+    (
+        &["农民工", "外出务工", "进城务工", "农村劳动力", "返乡"],
+        Group::Migrant,
+    ),
+    (&["残疾"], Group::Disabled),
+    (
+        &["灵活就业", "外卖", "快递员", "骑手", "网约车", "零工"],
+        Group::Flexible,
+    ),
+    (&["宝妈", "返岗妈妈", "妇女", "女性"], Group::Women),
+    // "还没到退休年龄" is not a retired person: only words that say one is.
+    (
+        &[
+            "已退休",
+            "退休了",
+            "退休人员",
+            "老年",
+            "大龄",
+            "50岁",
+            "60岁",
+        ],
+        Group::Elderly,
+    ),
+];
 
 impl Profile {
     /// Updates the profile from what the citizen just said; returns whether it changed.

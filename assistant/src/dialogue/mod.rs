@@ -7,6 +7,8 @@
 //!   job                -> filters + semantic query -> listing cards (relaxed search labelled)
 //!   policy, startup    -> retrieve -> evidence gate -> prompt [1]..[k] -> stream, verified
 //!                         sentence by sentence -> citations
+//!   claim              -> facts from the profile -> rules over the active benefit cards ->
+//!                         the next question (with options), or the result lists
 //! -> store answer
 //! ```
 //! The citizen's message is committed before anything else happens; the answer row is written
@@ -19,6 +21,7 @@
 
 mod answer;
 mod assist;
+pub mod claims;
 pub mod evidence;
 pub mod focus;
 pub mod jobs;
@@ -83,6 +86,8 @@ pub enum Event {
     Token(String),
     /// Sources of the answer.
     Citations(Vec<Citation>),
+    /// The 政策申领 interview: the next question with its options, or the result cards.
+    Claim(claims::ClaimView),
     /// Listing cards; `relaxed` says how the search was widened when it was.
     Jobs {
         /// Cards.
@@ -158,6 +163,17 @@ struct Routed {
     route: router::Route,
     /// The answer's message id.
     turn_id: String,
+    /// The 政策申领 step decided for this turn (the profile already holds its state).
+    claim: Option<ClaimStep>,
+}
+
+/// What a claim turn shows.
+#[derive(Debug, Clone)]
+enum ClaimStep {
+    /// One named card, answered directly.
+    Card(Box<knowledge::benefits::Card>),
+    /// The next question, or the result.
+    Interview(claims::ClaimView),
 }
 
 /// The assembled assistant.
@@ -172,6 +188,8 @@ pub struct Assistant {
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// District names present in the job listings (for reading a district out of a question).
     districts: Vec<String>,
+    /// The active benefit cards (empty: claim questions take the policy path).
+    benefits: Arc<claims::Benefits>,
 }
 
 const CAPABILITIES: &str =
@@ -204,7 +222,19 @@ impl Assistant {
             handoffs,
             sessions: Mutex::new(HashMap::new()),
             districts,
+            benefits: Arc::default(),
         }
+    }
+
+    /// The same assistant with these active benefit cards (政策申领).
+    pub fn with_benefits(mut self, benefits: claims::Benefits) -> Self {
+        self.benefits = Arc::new(benefits);
+        self
+    }
+
+    /// The active benefit cards.
+    pub fn benefits(&self) -> &claims::Benefits {
+        &self.benefits
     }
 
     /// A second assistant over the same knowledge base, model worker, router, database and
@@ -218,6 +248,7 @@ impl Assistant {
             cfg: self.cfg.clone(),
             metrics: self.metrics.clone(),
             handoffs: self.handoffs.clone(),
+            benefits: self.benefits.clone(),
             sessions: Mutex::new(HashMap::new()),
             districts: self.districts.clone(),
         }
@@ -377,6 +408,10 @@ impl Assistant {
         if rewritten.is_some() && route.intent == Intent::OutOfScope && !route.injection {
             route.intent = Intent::Policy;
         }
+        let claim = self.claim_step(&mut profile, text, &route);
+        if claim.is_some() && route.intent != Intent::Handoff {
+            route.intent = Intent::Claim;
+        }
         self.metrics.turn(route.intent);
         self.db.count("intent", route.intent.as_str()).await;
         self.db
@@ -398,7 +433,142 @@ impl Assistant {
             query,
             route,
             turn_id,
+            claim,
         })
+    }
+
+    /// Decides the 政策申领 step of a turn and updates the interview state in the profile:
+    /// an answer to the pending question, a question naming one benefit, a claim question, or
+    /// a correction of a fact after a result. `None`: not a claim turn (or no active cards).
+    fn claim_step(
+        &self,
+        profile: &mut Profile,
+        text: &str,
+        route: &router::Route,
+    ) -> Option<ClaimStep> {
+        use chrono::Datelike;
+        if self.benefits.is_empty() || route.intent == Intent::Handoff {
+            return None;
+        }
+        let year = self
+            .cfg
+            .today
+            .unwrap_or_else(|| chrono::Local::now().date_naive())
+            .year();
+        let state = &mut profile.claim;
+        let mut interview = false;
+        if let Some(fact) = state.asking.take() {
+            match claims::read_reply(&fact, text) {
+                claims::Reply::Facts(facts) => {
+                    for (k, v) in facts {
+                        state.facts.set(&k, v);
+                    }
+                    interview = true;
+                }
+                claims::Reply::DontKnow | claims::Reply::Decline => {
+                    if !state.unanswered.contains(&fact) {
+                        state.unanswered.push(fact);
+                    }
+                    interview = true;
+                }
+                claims::Reply::NotAnAnswer => {}
+            }
+        }
+        let learned = claims::learn_facts(&mut state.facts, text, year);
+        let mut correction = false;
+        if !interview {
+            if let Some(card) = self.benefits.named(text) {
+                return Some(ClaimStep::Card(Box::new(card.clone())));
+            }
+            if route.intent == Intent::Claim {
+                // A new interview: the questions count again.
+                state.asked = 0;
+                interview = true;
+            } else if state.open && learned {
+                // "我其实是2023年毕业的": the result is recomputed, without new questions.
+                interview = true;
+                correction = true;
+            }
+        }
+        if !interview {
+            return None;
+        }
+        let mut view = claims::step(&self.benefits, state);
+        if correction {
+            view.question = None;
+        }
+        match &view.question {
+            Some(q) => {
+                state.asking = Some(q.fact.clone());
+                state.asked += 1;
+            }
+            None => {
+                state.open = true;
+                state.asked = 0;
+            }
+        }
+        Some(ClaimStep::Interview(view))
+    }
+
+    /// Shows a claim step: the question with its options, or the result (each qualified card
+    /// cited), or one named card.
+    async fn claim(
+        &self,
+        routed: &Routed,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<(), TurnError> {
+        let Some(step) = &routed.claim else {
+            return self.answer(&routed.query, tx, out).await;
+        };
+        let cite = |cards: Vec<&knowledge::benefits::Card>| -> Vec<Citation> {
+            cards
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| Citation {
+                    n: i + 1,
+                    doc_id: String::new(),
+                    title: c.source.title.clone(),
+                    doc_number: c.source.doc_number.clone(),
+                    section: c.source.articles.join("、"),
+                    quote: c.what.quote.clone(),
+                })
+                .collect()
+        };
+        match step {
+            ClaimStep::Card(card) => {
+                let text = claims::card_text(card, &routed.profile.claim.facts);
+                let _ = tx
+                    .send(Event::Claim(claims::ClaimView {
+                        qualified: vec![claims::view(card)],
+                        ..Default::default()
+                    }))
+                    .await;
+                say(tx, out, &text).await;
+                out.citations = cite(vec![card]);
+            }
+            ClaimStep::Interview(view) => {
+                let _ = tx.send(Event::Claim(view.clone())).await;
+                match &view.question {
+                    Some(q) => {
+                        say(tx, out, &claims::question_text(q)).await;
+                    }
+                    None => {
+                        say(tx, out, &claims::result_text(view)).await;
+                        let cards: Vec<&knowledge::benefits::Card> = view
+                            .qualified
+                            .iter()
+                            .filter_map(|v| self.benefits.cards().iter().find(|c| c.id == v.id))
+                            .collect();
+                        out.citations = cite(cards);
+                    }
+                }
+            }
+        }
+        if !out.citations.is_empty() {
+            let _ = tx.send(Event::Citations(out.citations.clone())).await;
+        }
+        Ok(())
     }
 
     /// The answer for the routed intent, streamed to `tx` and collected in `out`.
@@ -437,6 +607,7 @@ impl Assistant {
             }
             Intent::Job => self.jobs(&routed.query, &routed.profile, tx, out).await,
             Intent::Policy | Intent::Startup => self.answer(&routed.query, tx, out).await,
+            Intent::Claim => self.claim(routed, tx, out).await,
         }
     }
 

@@ -476,6 +476,14 @@ impl Router {
                 injection,
             };
         }
+        // "What can I get": the benefit cards and the interview, not a passage search.
+        if super::claims::is_claim_question(t) {
+            return Route {
+                intent: Intent::Claim,
+                handoff: None,
+                injection,
+            };
+        }
         let policy = Route {
             intent: Intent::Policy,
             handoff: None,

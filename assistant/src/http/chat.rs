@@ -54,6 +54,9 @@ struct ChatResponse {
     jobs: Vec<crate::dialogue::jobs::JobCard>,
     jobs_relaxed: Option<String>,
     handoff: Option<crate::dialogue::HandoffInfo>,
+    /// The 政策申领 interview's question or result, on claim turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim: Option<crate::dialogue::claims::ClaimView>,
 }
 
 /// A turn that has started: its first listener, and the token if the session is new.
@@ -242,6 +245,7 @@ pub async fn chat(
                 resp.jobs_relaxed = relaxed;
             }
             Event::Handoff(h) => resp.handoff = Some(h),
+            Event::Claim(c) => resp.claim = Some(c),
             Event::Done { answer } => resp.answer = answer,
             Event::Error { code, message } => return Err(ApiError::from_event(code, message)),
         }
@@ -265,6 +269,7 @@ pub(crate) fn event_json(ev: Event) -> (&'static str, serde_json::Value) {
         Event::Citations(c) => ("citations", json!({"citations": c})),
         Event::Jobs { jobs, relaxed } => ("jobs", json!({"jobs": jobs, "relaxed": relaxed})),
         Event::Handoff(h) => ("handoff", json!(h)),
+        Event::Claim(c) => ("claim", json!(c)),
         Event::Done { answer } => ("done", json!({"answer": answer})),
         Event::Error { code, message } => ("error", json!({"code": code, "message": message})),
     }

@@ -413,7 +413,7 @@ fn parse_json(text: &str, empty: serde_json::Value) -> serde_json::Value {
 
 /// `GET /console/api/escalations/{id}`: the conversation view (audited): the masked
 /// transcript with each answer's intent, retrieval trace, citations and job cards; the
-/// profile; notes; the AI summary.
+/// profile and the 政策申领 result from it; notes; the AI summary.
 pub async fn view(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
@@ -473,6 +473,9 @@ pub async fn view(
         },
         "channel": session.as_ref().map(|s| s.channel.clone()),
         "profile": session.as_ref().map(|s| parse_json(&s.profile, json!({}))),
+        "eligibility": session
+            .as_ref()
+            .and_then(|s| eligibility(state.assistant.benefits(), &s.profile)),
         "messages": messages,
         "notes": notes,
         "ai_summary": summary,
@@ -869,4 +872,28 @@ mod tests {
         h.insert(header::COOKIE, HeaderValue::from_static("leye_console="));
         assert_eq!(cookie(&h), None);
     }
+}
+
+/// What the rules engine says for the facts in a citizen's profile (none when nothing is
+/// known): the benefits they qualify for, and those that depend on facts still missing.
+fn eligibility(
+    benefits: &crate::dialogue::claims::Benefits,
+    profile: &str,
+) -> Option<serde_json::Value> {
+    use crate::dialogue::claims;
+    let p: crate::dialogue::memory::Profile = serde_json::from_str(profile).ok()?;
+    if p.claim.facts.0.is_empty() || benefits.is_empty() {
+        return None;
+    }
+    let state = claims::ClaimState {
+        asked: claims::MAX_QUESTIONS,
+        ..p.claim.clone()
+    };
+    let v = claims::step(benefits, &state);
+    Some(json!({
+        "facts": p.claim.facts,
+        "qualified": v.qualified.iter().map(|c| json!({"name": c.name, "source": c.source})).collect::<Vec<_>>(),
+        "possibly": v.possibly.iter().map(|c| json!({"name": c.name, "missing": c.missing})).collect::<Vec<_>>(),
+        "unanswered": p.claim.unanswered,
+    }))
 }

@@ -356,6 +356,23 @@ async fn conversation(
     Ok(id)
 }
 
+/// Whether the user's conversation waits for an answer to a 政策申领 question.
+async fn pending_claim_question(state: &AppState, user: &WechatUserRow) -> bool {
+    let Some(id) = user
+        .session_id
+        .as_deref()
+        .and_then(|s| SessionId::parse(s).ok())
+    else {
+        return false;
+    };
+    match state.assistant.db().session(&id).await {
+        Ok(Some(s)) => serde_json::from_str::<crate::dialogue::memory::Profile>(&s.profile)
+            .map(|p| p.claim.asking.is_some())
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
 /// The whole answer of a turn, collected from its events.
 #[derive(Debug, Default)]
 struct Collected {
@@ -384,9 +401,13 @@ impl Collected {
 }
 
 async fn ask(state: &Arc<AppState>, user: &WechatUserRow, text: &str, key: &str) -> Answer {
-    let text = crate::wechat::expand_quick_reply(text)
-        .map(str::to_string)
-        .unwrap_or_else(|| clean_input(text));
+    // A number answers the pending 政策申领 question when there is one; otherwise it is one
+    // of the account's quick replies.
+    let pending_claim = pending_claim_question(state, user).await;
+    let text = match crate::wechat::expand_quick_reply(text) {
+        Some(t) if !pending_claim => t.to_string(),
+        _ => clean_input(text),
+    };
     let n = text.chars().count();
     if n == 0 {
         return Answer::Text(CAPABILITIES.into());
@@ -450,7 +471,9 @@ async fn ask(state: &Arc<AppState>, user: &WechatUserRow, text: &str, key: &str)
                     Event::Jobs { jobs, .. } => c.jobs = jobs,
                     Event::Handoff(_) => c.handoff = true,
                     Event::Error { message, .. } => c.error = Some(message),
-                    Event::Meta { .. } => {}
+                    // The question's options and the result lists are in the answer text
+                    // as numbered lines already.
+                    Event::Meta { .. } | Event::Claim(_) => {}
                 }
             }
             c

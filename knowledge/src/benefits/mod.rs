@@ -36,6 +36,7 @@
 //! ```
 
 pub mod check;
+pub mod draft;
 pub mod rules;
 
 use std::path::Path;
@@ -50,6 +51,9 @@ pub struct Card {
     pub id: String,
     /// What citizens call it.
     pub name: String,
+    /// Other names citizens use for it ("失业金"); only unambiguous ones.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// benefit | subsidy | service.
     pub kind: Kind,
     /// Who grants it.

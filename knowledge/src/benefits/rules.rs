@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Card, Condition};
 
-/// The facts a condition may use: (name, kind, meaning). Group facts use the job listings'
-/// group names.
+/// The facts a condition may use: (name, kind, what it is called to citizens). Group facts use
+/// the job listings' group names; text facts take the values noted beside them.
 pub const FACTS: &[(&str, FactKind, &str)] = &[
     ("group.graduate", FactKind::Bool, "高校毕业生"),
     ("group.migrant", FactKind::Bool, "农村务工人员（农民工）"),
@@ -22,15 +22,16 @@ pub const FACTS: &[(&str, FactKind, &str)] = &[
     ("group.elderly", FactKind::Bool, "老年人"),
     ("group.women", FactKind::Bool, "女性"),
     ("age", FactKind::Number, "年龄（周岁）"),
-    ("city", FactKind::Text, "所在城市（济南市、青岛市……）"),
-    ("hukou", FactKind::Text, "户籍：local 本地 | nonlocal 外地"),
-    (
-        "employment_status",
-        FactKind::Text,
-        "unemployed 失业 | employed 在职 | self_employed 自主创业/个体 | student 在校",
-    ),
+    ("city", FactKind::Text, "所在城市"),
+    ("hukou", FactKind::Text, "户籍所在地"),
+    // Values: unemployed | employed | self_employed | student.
+    ("employment_status", FactKind::Text, "就业状态"),
     ("months_insured", FactKind::Number, "已缴纳失业保险费的月数"),
-    ("years_insured", FactKind::Number, "已缴纳基本养老保险费的年数"),
+    (
+        "years_insured",
+        FactKind::Number,
+        "已缴纳基本养老保险费的年数",
+    ),
     ("years_since_graduation", FactKind::Number, "毕业年数"),
     ("retirement_age", FactKind::Bool, "已达到法定退休年龄"),
     ("involuntary", FactKind::Bool, "非因本人意愿中断就业"),
@@ -38,16 +39,21 @@ pub const FACTS: &[(&str, FactKind, &str)] = &[
     ("hard_to_employ", FactKind::Bool, "就业困难人员"),
     ("starting_business", FactKind::Bool, "正在或准备创业"),
     ("employer", FactKind::Bool, "是用人单位（招用人员的企业等）"),
-    ("work_injury", FactKind::Bool, "因工作遭受事故伤害或患职业病"),
+    (
+        "work_injury",
+        FactKind::Bool,
+        "因工作遭受事故伤害或患职业病",
+    ),
     ("pregnant", FactKind::Bool, "怀孕、生育或哺乳期"),
     ("injured_or_died_duty", FactKind::Bool, "因公（因战）伤亡"),
     ("low_income", FactKind::Bool, "低保、零就业等困难家庭"),
-    ("skill_certificate", FactKind::Bool, "经培训取得职业资格（技能等级）证书"),
     (
-        "education",
-        FactKind::Text,
-        "最高学历：junior_high 初中 | senior_high 高中/中专 | college 大专 | bachelor 本科 | postgraduate 研究生",
+        "skill_certificate",
+        FactKind::Bool,
+        "经培训取得职业资格（技能等级）证书",
     ),
+    // Values: junior_high | senior_high | college | bachelor | postgraduate.
+    ("education", FactKind::Text, "最高学历"),
 ];
 
 /// What kind of value a fact holds.
@@ -321,6 +327,7 @@ mod tests {
         Card {
             id: "t".into(),
             name: "测试".into(),
+            aliases: vec![],
             kind: Kind::Benefit,
             issuer: "x".into(),
             source: Source {
