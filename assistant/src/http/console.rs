@@ -826,6 +826,30 @@ pub async fn ack_alert(
     Ok(Json(json!({"acknowledged": true})))
 }
 
+/// What the rules engine says for the facts in a citizen's profile (none when nothing is
+/// known): the benefits they qualify for, and those that depend on facts still missing.
+fn eligibility(
+    benefits: &crate::dialogue::claims::Benefits,
+    profile: &str,
+) -> Option<serde_json::Value> {
+    use crate::dialogue::claims;
+    let p: crate::dialogue::memory::Profile = serde_json::from_str(profile).ok()?;
+    if p.claim.facts.0.is_empty() || benefits.is_empty() {
+        return None;
+    }
+    let state = claims::ClaimState {
+        asked: claims::MAX_QUESTIONS,
+        ..p.claim.clone()
+    };
+    let v = claims::step(benefits, &state);
+    Some(json!({
+        "facts": p.claim.facts,
+        "qualified": v.qualified.iter().map(|c| json!({"name": c.name, "source": c.source})).collect::<Vec<_>>(),
+        "possibly": v.possibly.iter().map(|c| json!({"name": c.name, "missing": c.missing})).collect::<Vec<_>>(),
+        "unanswered": p.claim.unanswered,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -872,28 +896,4 @@ mod tests {
         h.insert(header::COOKIE, HeaderValue::from_static("leye_console="));
         assert_eq!(cookie(&h), None);
     }
-}
-
-/// What the rules engine says for the facts in a citizen's profile (none when nothing is
-/// known): the benefits they qualify for, and those that depend on facts still missing.
-fn eligibility(
-    benefits: &crate::dialogue::claims::Benefits,
-    profile: &str,
-) -> Option<serde_json::Value> {
-    use crate::dialogue::claims;
-    let p: crate::dialogue::memory::Profile = serde_json::from_str(profile).ok()?;
-    if p.claim.facts.0.is_empty() || benefits.is_empty() {
-        return None;
-    }
-    let state = claims::ClaimState {
-        asked: claims::MAX_QUESTIONS,
-        ..p.claim.clone()
-    };
-    let v = claims::step(benefits, &state);
-    Some(json!({
-        "facts": p.claim.facts,
-        "qualified": v.qualified.iter().map(|c| json!({"name": c.name, "source": c.source})).collect::<Vec<_>>(),
-        "possibly": v.possibly.iter().map(|c| json!({"name": c.name, "missing": c.missing})).collect::<Vec<_>>(),
-        "unanswered": p.claim.unanswered,
-    }))
 }
