@@ -315,3 +315,45 @@ fn the_widget_answers_questions_with_chips_and_shows_result_cards_in_chromium() 
         Value::Bool(true)
     );
 }
+
+#[test]
+fn a_sensitive_fact_said_in_passing_is_stored_only_after_consent() {
+    let s = serve();
+    let ask = |answer: &str| {
+        let mut c = Citizen {
+            base: s.base.clone(),
+            session: None,
+        };
+        let v = c.says("我是残疾人，能享受什么政策？");
+        let q = &v["claim"]["question"];
+        assert!(
+            q["fact"].as_str().unwrap_or("").starts_with("consent:"),
+            "consent is asked first: {v}"
+        );
+        assert!(
+            v["answer"].as_str().unwrap_or("").contains("敏感个人信息"),
+            "{v}"
+        );
+        let (_, result) = interview(&mut c, answer, |_| "不知道".into());
+        result
+    };
+    let agreed = ask("同意");
+    assert!(
+        ids(&agreed, "qualified").contains(&"disabled-free-employment-services".to_string()),
+        "{agreed}"
+    );
+    let refused = ask("不同意");
+    assert!(
+        !ids(&refused, "qualified").contains(&"disabled-free-employment-services".to_string()),
+        "{refused}"
+    );
+    assert!(
+        refused["claim"]["possibly"]
+            .as_array()
+            .expect("possibly")
+            .iter()
+            .any(|c| c["id"] == "disabled-free-employment-services"
+                && c["missing"].to_string().contains("残疾人")),
+        "the result says what the refused fact would change: {refused}"
+    );
+}

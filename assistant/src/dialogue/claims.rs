@@ -107,6 +107,49 @@ pub struct ClaimState {
     /// A result was given: a correction of a fact recomputes it.
     #[serde(default)]
     pub open: bool,
+    /// Sensitive facts the citizen agreed to have stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consented: Vec<String>,
+}
+
+/// Facts that are sensitive personal information (health, disability, family income): stored
+/// only with the citizen's consent.
+pub const SENSITIVE_FACTS: &[&str] = &["group.disabled", "work_injury", "pregnant", "low_income"];
+
+/// The prefix of a consent question's `fact`.
+pub const CONSENT: &str = "consent:";
+
+/// Asks to store a sensitive fact the citizen mentioned by themselves.
+pub fn consent_question(fact: &str) -> Question {
+    Question {
+        fact: format!("{CONSENT}{fact}"),
+        text: format!(
+            "您提到了“{}”的情况。这属于敏感个人信息，仅用于判断您能享受哪些政策。是否同意保存这一信息？",
+            knowledge::benefits::rules::fact_label(fact)
+        ),
+        options: vec!["同意".into(), "不同意".into()],
+        why: Some("不同意也可以继续：结果里会说明这一项会影响哪些政策。".into()),
+    }
+}
+
+/// Reads the answer to a consent question: `Some(true)` agreed, `Some(false)` refused.
+pub fn read_consent(text: &str) -> Option<bool> {
+    let t = text.trim().trim_end_matches(['。', '.', '！', '!']);
+    if t == "2"
+        || ["不同意", "不要", "不想", "不愿意", "不用", "算了"]
+            .iter()
+            .any(|w| t.contains(w))
+    {
+        Some(false)
+    } else if t == "1"
+        || ["同意", "可以", "好", "行", "是"]
+            .iter()
+            .any(|w| t.starts_with(w))
+    {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 impl ClaimState {

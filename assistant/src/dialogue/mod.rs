@@ -457,7 +457,37 @@ impl Assistant {
             .year();
         let state = &mut profile.claim;
         let mut interview = false;
+        // A sensitive fact is stored only after the citizen agreed: the question asked about
+        // it says why, and a fact they mentioned by themselves gets a consent question.
+        let consent_of =
+            |state: &claims::ClaimState, f: &str| state.consented.iter().any(|c| c == f);
+        if let Some(fact) = state
+            .asking
+            .as_deref()
+            .and_then(|a| a.strip_prefix(claims::CONSENT))
+            .map(str::to_string)
+        {
+            match claims::read_consent(text) {
+                Some(agreed) => {
+                    state.asking = None;
+                    if agreed {
+                        state
+                            .facts
+                            .set(&fact, knowledge::benefits::rules::Fact::Bool(true));
+                        state.consented.push(fact);
+                    } else if !state.unanswered.contains(&fact) {
+                        state.unanswered.push(fact);
+                    }
+                    interview = true;
+                }
+                None => state.asking = None,
+            }
+        }
         if let Some(fact) = state.asking.take() {
+            // Answering a sensitive question (whose text says why) is the consent.
+            if claims::SENSITIVE_FACTS.contains(&fact.as_str()) && !consent_of(state, &fact) {
+                state.consented.push(fact.clone());
+            }
             match claims::read_reply(&fact, text) {
                 claims::Reply::Facts(facts) => {
                     for (k, v) in facts {
@@ -475,6 +505,17 @@ impl Assistant {
             }
         }
         let learned = claims::learn_facts(&mut state.facts, text, year);
+        // Sensitive facts said in passing are not stored before consent; the first of them
+        // is asked about when this turn is a claim turn.
+        let mut needs_consent = None;
+        for f in claims::SENSITIVE_FACTS {
+            if state.facts.get(f).is_some() && !consent_of(state, f) {
+                state.facts.0.remove(*f);
+                if needs_consent.is_none() && !state.unanswered.iter().any(|u| u == f) {
+                    needs_consent = Some(f.to_string());
+                }
+            }
+        }
         let mut correction = false;
         if !interview {
             if let Some(card) = self.benefits.named(text) {
@@ -496,6 +537,9 @@ impl Assistant {
         let mut view = claims::step(&self.benefits, state);
         if correction {
             view.question = None;
+        }
+        if let Some(f) = needs_consent {
+            view.question = Some(claims::consent_question(&f));
         }
         match &view.question {
             Some(q) => {
