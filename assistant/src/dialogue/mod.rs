@@ -484,13 +484,13 @@ impl Assistant {
             }
         }
         if let Some(fact) = state.asking.take() {
-            // Answering a sensitive question (whose text says why) is the consent.
-            if claims::SENSITIVE_FACTS.contains(&fact.as_str()) && !consent_of(state, &fact) {
-                state.consented.push(fact.clone());
-            }
             match claims::read_reply(&fact, text) {
                 claims::Reply::Facts(facts) => {
                     for (k, v) in facts {
+                        // Answering a question that said why it asks is the consent.
+                        if claims::SENSITIVE_FACTS.contains(&k.as_str()) && !consent_of(state, &k) {
+                            state.consented.push(k.clone());
+                        }
                         state.facts.set(&k, v);
                     }
                     interview = true;
