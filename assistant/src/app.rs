@@ -211,7 +211,6 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
 /// `knowledge.paths` (what `leye serve` ingests at start). Cards that cannot be read are
 /// logged and left out: the service runs without them rather than not at all.
 pub fn load_benefits(cfg: &Config) -> crate::dialogue::claims::Benefits {
-    use knowledge::benefits::check::DocText;
     let cards = match knowledge::benefits::load_dir(&cfg.knowledge.benefits) {
         Ok(c) => c,
         Err(e) => {
@@ -219,13 +218,10 @@ pub fn load_benefits(cfg: &Config) -> crate::dialogue::claims::Benefits {
             return Default::default();
         }
     };
-    let files = KnowledgeBase::collect_files(&cfg.knowledge.paths).unwrap_or_default();
-    let docs: Vec<DocText> = files
-        .iter()
-        .filter(|f| knowledge::parse::Format::from_path(f).is_some())
-        .filter_map(|f| knowledge::parse::parse_file(f).ok())
-        .map(|d| DocText::from_document(&d))
-        .collect();
+    let (docs, errors) = knowledge::benefits::check::load_documents(&cfg.knowledge.paths);
+    for e in errors {
+        tracing::warn!(error = %e, "document not read for the benefit cards");
+    }
     let total = cards.len();
     let b = crate::dialogue::claims::Benefits::active(cards, &docs);
     tracing::info!(active = b.cards().len(), total, "benefit cards");

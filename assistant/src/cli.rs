@@ -666,22 +666,15 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
 /// `leye cards check|list`: the benefit cards against the documents of `knowledge.paths`
 /// and `extra`. `check` fails when a span is not found; `list` shows each card's state.
 pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> {
-    use knowledge::benefits::check::{check_card, DocText};
+    use knowledge::benefits::check::check_card;
     let dir = &cfg.knowledge.benefits;
     let cards = knowledge::benefits::load_dir(dir)
         .with_context(|| format!("loading the cards in {}", dir.display()))?;
     let mut paths = cfg.knowledge.paths.clone();
     paths.extend(extra.iter().cloned());
-    let files = assistant::knowledge_base::KnowledgeBase::collect_files(&paths)?;
-    let mut docs = Vec::new();
-    for f in files {
-        if knowledge::parse::Format::from_path(&f).is_none() {
-            continue;
-        }
-        match knowledge::parse::parse_file(&f) {
-            Ok(d) => docs.push(DocText::from_document(&d)),
-            Err(e) => eprintln!("跳过 {}：{e}", f.display()),
-        }
+    let (docs, errors) = knowledge::benefits::check::load_documents(&paths);
+    for e in errors {
+        eprintln!("跳过 {e}");
     }
     let mut problems = 0usize;
     let mut active = 0usize;
@@ -694,7 +687,7 @@ pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> 
         if list {
             let state = match found.first() {
                 None => "active".to_string(),
-                Some(p) if p.message.contains("not in the knowledge base") => {
+                Some(p) if p.missing_document => {
                     format!("inactive: {} not ingested", p.doc)
                 }
                 Some(p) => format!("inactive: {} in {}", p.message, p.field),
@@ -708,7 +701,7 @@ pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> 
             );
         } else {
             for p in &found {
-                if p.message.contains("not in the knowledge base") {
+                if p.missing_document {
                     unchecked.insert(card.id.clone());
                 } else {
                     println!("{p}");

@@ -250,17 +250,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Claims { set } => {
             let items = eval::claims_eval::load(&set)?;
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let mut docs = Vec::new();
-            for dir in ["knowledge/data/policies", "eval/data/laws"] {
-                for e in std::fs::read_dir(root.join(dir))? {
-                    let p = e?.path();
-                    if p.extension().is_some_and(|x| x == "md") {
-                        docs.push(knowledge::benefits::check::DocText::from_document(
-                            &knowledge::parse::parse_file(&p)?,
-                        ));
-                    }
-                }
-            }
+            let (docs, errors) = knowledge::benefits::check::load_documents(&[
+                root.join("knowledge/data/policies"),
+                root.join("eval/data/laws"),
+            ]);
+            anyhow::ensure!(errors.is_empty(), "documents not read: {errors:?}");
             let cards = knowledge::benefits::load_dir(&knowledge::benefits::bundled_dir())?;
             let benefits = assistant::dialogue::claims::Benefits::active(cards, &docs);
             println!("{} active cards", benefits.cards().len());

@@ -13,18 +13,9 @@ fn root() -> PathBuf {
 }
 
 fn docs_in(dir: &Path) -> Vec<DocText> {
-    let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    files.sort();
-    for f in files {
-        let d = knowledge::parse::parse_file(&f).expect("parse");
-        out.push(DocText::from_document(&d));
-    }
-    out
+    let (docs, errors) = knowledge::benefits::check::load_documents(&[dir.to_path_buf()]);
+    assert!(errors.is_empty(), "{errors:?}");
+    docs
 }
 
 fn all_docs() -> Vec<DocText> {

@@ -227,19 +227,34 @@ pub async fn assistant(
 /// The bundled benefit cards, active against the bundled plan and the laws of
 /// `eval/data/laws/` (what an operator who ingested those laws has).
 pub fn bundled_benefits() -> assistant::dialogue::claims::Benefits {
-    use knowledge::benefits::check::DocText;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut docs = Vec::new();
-    for dir in ["knowledge/data/policies", "eval/data/laws"] {
-        for e in std::fs::read_dir(root.join(dir)).expect("dir") {
-            let p = e.expect("entry").path();
-            if p.extension().is_some_and(|x| x == "md") {
-                docs.push(DocText::from_document(
-                    &knowledge::parse::parse_file(&p).expect("parse"),
-                ));
-            }
-        }
-    }
+    let (docs, errors) = knowledge::benefits::check::load_documents(&[
+        root.join("knowledge/data/policies"),
+        root.join("eval/data/laws"),
+    ]);
+    assert!(errors.is_empty(), "{errors:?}");
     let cards = knowledge::benefits::load_dir(&knowledge::benefits::bundled_dir()).expect("cards");
     assistant::dialogue::claims::Benefits::active(cards, &docs)
+}
+
+/// The runtime a test server over the fakes runs on (it serves as long as the runtime lives).
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The configuration of a test server over the fakes: data in `home`, a free port on
+/// 127.0.0.1, and the per-IP limits out of the way (every request comes from one address).
+pub fn server_config(home: &std::path::Path) -> Config {
+    let mut cfg = Config {
+        home: home.to_path_buf(),
+        ..Config::default()
+    };
+    cfg.server.bind = "127.0.0.1:0".into();
+    cfg.server.ip_per_minute = 10_000;
+    cfg.server.ip_burst = 10_000;
+    cfg
 }

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use assistant::config::Config;
 use serde_json::{json, Value};
 use tests::fakes::{assistant, FakeKb, FakeModel};
 
@@ -20,18 +19,8 @@ struct Server {
 
 fn serve() -> Server {
     let home = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut cfg = Config {
-        home: home.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.server.bind = "127.0.0.1:0".into();
-    cfg.server.ip_per_minute = 10_000;
-    cfg.server.ip_burst = 10_000;
+    let rt = tests::fakes::server_runtime();
+    let mut cfg = tests::fakes::server_config(home.path());
     cfg.server.session_per_minute = 10_000;
     cfg.server.session_burst = 10_000;
     let model = Arc::new(FakeModel::default());

@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 
 use assistant::clock::ManualClock;
-use assistant::config::Config;
 use assistant::console::Role;
 use assistant::http::console::ROUTES;
 use assistant::store::Db;
@@ -44,18 +43,8 @@ fn kb() -> Arc<FakeKb> {
 /// (supervisor) and a1 (admin).
 fn serve() -> Server {
     let home = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut cfg = Config {
-        home: home.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.server.bind = "127.0.0.1:0".into();
-    cfg.server.ip_per_minute = 10_000;
-    cfg.server.ip_burst = 10_000;
+    let rt = tests::fakes::server_runtime();
+    let cfg = tests::fakes::server_config(home.path());
     let clock = ManualClock::at(assistant::store::now_ms());
     let model = Arc::new(FakeModel::default());
     let (running, db) = rt.block_on(async {

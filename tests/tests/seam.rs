@@ -347,11 +347,7 @@ mod http {
     /// The service over the fakes on a free port; blocking client calls from the test thread.
     fn serve(model: Arc<FakeModel>) -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
         let home = tempfile::tempdir().expect("tempdir");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tests::fakes::server_runtime();
         let mut cfg = Config {
             home: home.path().to_path_buf(),
             ..Config::default()

@@ -117,13 +117,7 @@ fn kb() -> Arc<FakeKb> {
 }
 
 fn wechat_config(home: &std::path::Path, api_base: &str) -> Config {
-    let mut cfg = Config {
-        home: home.to_path_buf(),
-        ..Config::default()
-    };
-    cfg.server.bind = "127.0.0.1:0".into();
-    cfg.server.ip_per_minute = 10_000;
-    cfg.server.ip_burst = 10_000;
+    let mut cfg = tests::fakes::server_config(home);
     cfg.server.sessions_per_minute = 10_000;
     cfg.server.sessions_burst = 10_000;
     let w = &mut cfg.wechat;
@@ -161,11 +155,7 @@ fn start(rt: &tokio::runtime::Runtime, cfg: Config, model: Arc<FakeModel>) -> (R
 
 fn serve_with(model: FakeModel, change: impl FnOnce(&mut Config)) -> Server {
     let home = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tests::fakes::server_runtime();
     let fake = FakeWechat::start(&rt);
     let mut cfg = wechat_config(home.path(), &fake.base);
     change(&mut cfg);

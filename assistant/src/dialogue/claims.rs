@@ -724,11 +724,8 @@ pub fn step(benefits: &Benefits, state: &ClaimState) -> ClaimView {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for c in benefits.cards() {
         match evaluate(c, facts) {
-            Eligibility::Qualified => view.qualified.push(view_of(c)),
-            Eligibility::NotQualified { failing, .. } => {
-                let _ = failing;
-                view.not_qualified += 1;
-            }
+            Eligibility::Qualified => view.qualified.push(self::view(c)),
+            Eligibility::NotQualified { .. } => view.not_qualified += 1,
             Eligibility::Possibly { missing } => {
                 if group_known && missing.iter().any(|f| is_group_fact(f)) {
                     // Another group's card: not shown, not asked about.
@@ -740,7 +737,7 @@ pub fn step(benefits: &Benefits, state: &ClaimState) -> ClaimView {
                         *counts.entry(f.clone()).or_default() += 1;
                     }
                 }
-                let mut v = view_of(c);
+                let mut v = self::view(c);
                 v.missing = missing_labels(&missing);
                 view.possibly.push(v);
             }
@@ -769,10 +766,6 @@ fn fact_rank(f: &str) -> usize {
         .iter()
         .position(|(n, _, _)| *n == f)
         .unwrap_or(usize::MAX)
-}
-
-fn view_of(c: &Card) -> CardView {
-    view(c)
 }
 
 /// The result as text (the stored answer, and what text channels show).

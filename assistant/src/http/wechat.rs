@@ -335,42 +335,45 @@ async fn dispatch(
     }
 }
 
-/// The user's current conversation on the account (a new one when there is none or it was
-/// deleted by retention).
-async fn conversation(
+/// The user's current conversation on the account, read once per message (`None`: none yet,
+/// or deleted by retention).
+async fn current_session(
     state: &AppState,
     user: &WechatUserRow,
-) -> Result<SessionId, crate::store::DbError> {
-    let db = state.assistant.db();
-    if let Some(id) = user
+) -> Result<Option<crate::store::SessionRow>, crate::store::DbError> {
+    match user
         .session_id
         .as_deref()
         .and_then(|s| SessionId::parse(s).ok())
     {
-        if db.session(&id).await?.is_some() {
-            return Ok(id);
-        }
+        Some(id) => state.assistant.db().session(&id).await,
+        None => Ok(None),
+    }
+}
+
+/// The conversation to answer in: the current one, else a new one made current.
+async fn conversation(
+    state: &AppState,
+    user: &WechatUserRow,
+    current: Option<&crate::store::SessionRow>,
+) -> Result<SessionId, crate::store::DbError> {
+    if let Some(id) = current.and_then(|s| SessionId::parse(&s.id).ok()) {
+        return Ok(id);
     }
     let (id, _token) = state.assistant.create_session(Channel::WechatMp).await?;
-    db.set_wechat_session(&user.id, &id).await?;
+    state
+        .assistant
+        .db()
+        .set_wechat_session(&user.id, &id)
+        .await?;
     Ok(id)
 }
 
-/// Whether the user's conversation waits for an answer to a 政策申领 question.
-async fn pending_claim_question(state: &AppState, user: &WechatUserRow) -> bool {
-    let Some(id) = user
-        .session_id
-        .as_deref()
-        .and_then(|s| SessionId::parse(s).ok())
-    else {
-        return false;
-    };
-    match state.assistant.db().session(&id).await {
-        Ok(Some(s)) => serde_json::from_str::<crate::dialogue::memory::Profile>(&s.profile)
-            .map(|p| p.claim.asking.is_some())
-            .unwrap_or(false),
-        _ => false,
-    }
+/// Whether the conversation waits for an answer to a 政策申领 question.
+fn pending_claim_question(current: Option<&crate::store::SessionRow>) -> bool {
+    current
+        .and_then(|s| serde_json::from_str::<crate::dialogue::memory::Profile>(&s.profile).ok())
+        .is_some_and(|p| p.claim.asking.is_some())
 }
 
 /// The whole answer of a turn, collected from its events.
@@ -403,7 +406,14 @@ impl Collected {
 async fn ask(state: &Arc<AppState>, user: &WechatUserRow, text: &str, key: &str) -> Answer {
     // A number answers the pending 政策申领 question when there is one; otherwise it is one
     // of the account's quick replies.
-    let pending_claim = pending_claim_question(state, user).await;
+    let current = match current_session(state, user).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "WeChat conversation not read");
+            return Answer::Text("服务暂时不可用，请稍后再试。".into());
+        }
+    };
+    let pending_claim = pending_claim_question(current.as_ref());
     let text = match crate::wechat::expand_quick_reply(text) {
         Some(t) if !pending_claim => t.to_string(),
         _ => clean_input(text),
@@ -426,7 +436,7 @@ async fn ask(state: &Arc<AppState>, user: &WechatUserRow, text: &str, key: &str)
         state.assistant.metrics().rate_limited();
         return Answer::Text("您发送得太频繁了，请稍后再试。".into());
     }
-    let session = match conversation(state, user).await {
+    let session = match conversation(state, user, current.as_ref()).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "WeChat conversation not opened");

@@ -143,6 +143,8 @@ pub struct SessionRow {
     pub created_at: i64,
     /// SHA-256 of the session's token (none for sessions made before tokens existed).
     pub token_hash: Option<String>,
+    /// The WeChat user who owns it (mini-program sessions).
+    pub wechat_user_id: Option<String>,
 }
 
 impl SessionRow {
@@ -464,7 +466,7 @@ impl Db {
     /// A session, if it exists.
     pub async fn session(&self, id: &SessionId) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT id, channel, profile, failures, created_at, token_hash FROM sessions WHERE id = $1",
+            "SELECT id, channel, profile, failures, created_at, token_hash, wechat_user_id FROM sessions WHERE id = $1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -477,6 +479,7 @@ impl Db {
                 failures: r.try_get("failures")?,
                 created_at: r.try_get("created_at")?,
                 token_hash: r.try_get("token_hash")?,
+                wechat_user_id: r.try_get("wechat_user_id")?,
             })
         })
         .transpose()
@@ -496,8 +499,7 @@ impl Db {
         {
             return Ok(Some(s));
         }
-        let owner = self.session_owner(id).await?;
-        match owner {
+        match s.wechat_user_id.clone() {
             Some(owner) => {
                 let user = self.wechat_user_by_token(token, now_ms()).await?;
                 Ok(user

@@ -171,18 +171,6 @@ impl Db {
         r.as_ref().map(user).transpose()
     }
 
-    /// The WeChat user owning a session (mini-program sessions), if any.
-    pub async fn session_owner(&self, id: &SessionId) -> Result<Option<String>> {
-        let r = sqlx::query("SELECT wechat_user_id FROM sessions WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match r {
-            Some(r) => r.try_get("wechat_user_id")?,
-            None => None,
-        })
-    }
-
     /// Creates a session owned by a WeChat user (its own token hash is random and unknown).
     pub async fn create_owned_session(&self, channel: Channel, user_id: &str) -> Result<SessionId> {
         let id = self
@@ -223,7 +211,7 @@ impl Db {
     /// The WeChat user a session belongs to: its owner (mini-program) or the Official
     /// Account user whose conversation it is.
     pub async fn wechat_user_of_session(&self, id: &SessionId) -> Result<Option<WechatUserRow>> {
-        if let Some(owner) = self.session_owner(id).await? {
+        if let Some(owner) = self.session(id).await?.and_then(|s| s.wechat_user_id) {
             return self.wechat_user_by_id(&owner).await;
         }
         let sql = format!("SELECT {USER_COLUMNS} FROM wechat_users WHERE session_id = $1");

@@ -51,6 +51,41 @@ impl DocText {
     }
 }
 
+/// The documents of these files and folders (folders walked, hidden entries skipped, files of
+/// a document format parsed); files that cannot be read are reported, not fatal.
+pub fn load_documents(paths: &[std::path::PathBuf]) -> (Vec<DocText>, Vec<String>) {
+    fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        if p.is_dir() {
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            let mut entries: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for e in entries {
+                if !e
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                {
+                    walk(&e, out);
+                }
+            }
+        } else if crate::parse::Format::from_path(p).is_some() {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        walk(p, &mut files);
+    }
+    let mut docs = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match crate::parse::parse_file(&f) {
+            Ok(d) => docs.push(DocText::from_document(&d)),
+            Err(e) => errors.push(format!("{}: {e}", f.display())),
+        }
+    }
+    (docs, errors)
+}
+
 /// A span that does not check out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -62,6 +97,8 @@ pub struct Problem {
     pub doc: String,
     /// What is wrong.
     pub message: String,
+    /// The document is absent (the card is inactive), rather than a span not matching it.
+    pub missing_document: bool,
 }
 
 impl std::fmt::Display for Problem {
@@ -84,6 +121,7 @@ pub fn check_card(card: &Card, docs: &[DocText]) -> Vec<Problem> {
             field: field.clone(),
             doc: key.to_string(),
             message,
+            missing_document: false,
         };
         let q = normalise(quote);
         if q.chars().count() < 4 {
@@ -93,7 +131,10 @@ pub fn check_card(card: &Card, docs: &[DocText]) -> Vec<Problem> {
             continue;
         }
         match docs.iter().find(|d| d.is(key)) {
-            None => out.push(problem("the document is not in the knowledge base".into())),
+            None => out.push(Problem {
+                missing_document: true,
+                ..problem("the document is not in the knowledge base".into())
+            }),
             Some(d) if !d.text.contains(&q) => out.push(problem(format!(
                 "the quote is not in the document verbatim: {quote:?}"
             ))),
