@@ -194,7 +194,8 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
     let rkb = kb.clone();
     let router = tokio::task::spawn_blocking(move || Assistant::router_for(rkb.as_ref())).await??;
     let bcfg = cfg.clone();
-    let benefits = tokio::task::spawn_blocking(move || load_benefits(&bcfg)).await?;
+    let bkb = kb.clone();
+    let benefits = tokio::task::spawn_blocking(move || load_benefits(&bcfg, &bkb)).await?;
     progress(&format!("政策申领卡片：{} 张可用", benefits.cards().len()));
     Ok(Assistant::new(
         kb,
@@ -207,10 +208,11 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
     .with_benefits(benefits))
 }
 
-/// The benefit cards of `knowledge.benefits` that are active against the documents of
-/// `knowledge.paths` (what `leye serve` ingests at start). Cards that cannot be read are
-/// logged and left out: the service runs without them rather than not at all.
-pub fn load_benefits(cfg: &Config) -> crate::dialogue::claims::Benefits {
+/// The benefit cards of `knowledge.benefits` that are active against the documents in the
+/// knowledge base now (the bundled `knowledge.paths`, ingested at start, and whatever an
+/// operator added with `leye ingest`). Cards that cannot be read are logged and left out: the
+/// service runs without them rather than not at all.
+pub fn load_benefits(cfg: &Config, kb: &KnowledgeBase) -> crate::dialogue::claims::Benefits {
     let cards = match knowledge::benefits::load_dir(&cfg.knowledge.benefits) {
         Ok(c) => c,
         Err(e) => {
@@ -218,10 +220,13 @@ pub fn load_benefits(cfg: &Config) -> crate::dialogue::claims::Benefits {
             return Default::default();
         }
     };
-    let (docs, errors) = knowledge::benefits::check::load_documents(&cfg.knowledge.paths);
-    for e in errors {
-        tracing::warn!(error = %e, "document not read for the benefit cards");
-    }
+    let docs = match kb.documents() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "documents not read for the benefit cards");
+            return Default::default();
+        }
+    };
     let total = cards.len();
     let b = crate::dialogue::claims::Benefits::active(cards, &docs);
     tracing::info!(active = b.cards().len(), total, "benefit cards");

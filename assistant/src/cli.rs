@@ -500,6 +500,21 @@ pub fn ingest(cfg: &Config, paths: &[PathBuf], remove: &[String]) -> anyhow::Res
         }
     }
     println!("{total} file(s) in {:.1} s", start.elapsed().as_secs_f64());
+    // Which benefit cards the knowledge base now activates (they take effect when `leye
+    // serve` starts); cards that cannot be read are left to `leye cards check` to explain.
+    if let (Ok(cards), Ok(docs)) = (
+        knowledge::benefits::load_dir(&cfg.knowledge.benefits),
+        kb.documents(),
+    ) {
+        let active = cards
+            .iter()
+            .filter(|c| knowledge::benefits::check::is_active(c, &docs))
+            .count();
+        println!(
+            "政策申领卡片：{active}/{} 张可用（leye cards list 查看；重启 leye serve 后生效）",
+            cards.len()
+        );
+    }
     anyhow::ensure!(failed == 0, "{failed} file(s) could not be ingested");
     Ok(())
 }
@@ -663,19 +678,31 @@ pub fn search(cfg: &Config, a: &SearchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `leye cards check|list`: the benefit cards against the documents of `knowledge.paths`
-/// and `extra`. `check` fails when a span is not found; `list` shows each card's state.
+/// `leye cards check|list`. `check` reads the cards against the document files of
+/// `knowledge.paths` and `extra` (an author's check, before anything is ingested) and fails
+/// when a span is not found; `list` shows each card's state against the knowledge base — what
+/// `leye serve` activates — with the files of `extra` counted as if ingested.
 pub fn cards(cfg: &Config, extra: &[PathBuf], list: bool) -> anyhow::Result<()> {
+    use assistant::knowledge_base::KnowledgeBase;
     use knowledge::benefits::check::check_card;
     let dir = &cfg.knowledge.benefits;
     let cards = knowledge::benefits::load_dir(dir)
         .with_context(|| format!("loading the cards in {}", dir.display()))?;
-    let mut paths = cfg.knowledge.paths.clone();
-    paths.extend(extra.iter().cloned());
-    let (docs, errors) = knowledge::benefits::check::load_documents(&paths);
+    let mut docs = Vec::new();
+    let mut paths = extra.to_vec();
+    if list {
+        let store = KnowledgeBase::open_store(cfg).context("opening the knowledge base")?;
+        docs = retrieval::indexer::stored_documents(store.as_ref())
+            .context("reading the documents of the knowledge base")?;
+        eprintln!("知识库中 {} 份文档", docs.len());
+    } else {
+        paths.splice(0..0, cfg.knowledge.paths.iter().cloned());
+    }
+    let (files, errors) = knowledge::benefits::check::load_documents(&paths);
     for e in errors {
         eprintln!("跳过 {e}");
     }
+    docs.extend(files);
     let mut problems = 0usize;
     let mut active = 0usize;
     let mut unchecked = std::collections::BTreeSet::new();

@@ -69,6 +69,14 @@ impl KnowledgeBase {
         cfg: &Config,
         progress: &mut dyn FnMut(models::catalog::FetchEvent),
     ) -> Result<Self, KbError> {
+        let store = Self::open_store(cfg)?;
+        let embedder = Embedder::load(&crate::model_store::embedder_path(cfg, progress)?)?;
+        Self::with_store(store, embedder, ChunkConfig::default())
+    }
+
+    /// The configured store alone, its collections created when new: for reading what is
+    /// ingested without loading the embedder.
+    pub fn open_store(cfg: &Config) -> Result<Box<dyn VectorStore>, KbError> {
         let store: Box<dyn VectorStore> = match &cfg.qdrant.url {
             Some(url) => {
                 let mut server = ServerConfig::new(url);
@@ -80,8 +88,8 @@ impl KnowledgeBase {
             }
             None => Box::new(EdgeStore::open(&cfg.home.join("qdrant"))?),
         };
-        let embedder = Embedder::load(&crate::model_store::embedder_path(cfg, progress)?)?;
-        Self::with_store(store, embedder, ChunkConfig::default())
+        retrieval::indexer::ensure_collections(store.as_ref())?;
+        Ok(store)
     }
 
     /// A knowledge base over any store (tests use this with a temporary or server store).
@@ -126,6 +134,12 @@ impl KnowledgeBase {
     /// The vector store.
     pub fn store(&self) -> &dyn VectorStore {
         self.store.as_ref()
+    }
+
+    /// The documents ingested now, as the benefit cards check them (see
+    /// [`retrieval::indexer::stored_documents`]).
+    pub fn documents(&self) -> Result<Vec<knowledge::benefits::check::DocText>, KbError> {
+        Ok(retrieval::indexer::stored_documents(self.store.as_ref())?)
     }
 
     /// Every supported file under the given files or folders, sorted for a stable order.

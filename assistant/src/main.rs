@@ -82,9 +82,10 @@ enum CardsCommand {
         #[arg(long)]
         docs: Vec<PathBuf>,
     },
-    /// Lists the cards and whether each is active (its document present, its spans found).
+    /// Lists the cards and whether each is active against the knowledge base (its document
+    /// ingested, its spans found) — what `leye serve` loads.
     List {
-        /// More folders or files of documents.
+        /// Document files to count as if ingested (a preview before `leye ingest`).
         #[arg(long)]
         docs: Vec<PathBuf>,
     },

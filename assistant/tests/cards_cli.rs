@@ -73,22 +73,35 @@ fn check_passes_on_the_bundled_cards_and_fails_on_an_altered_span() {
 #[test]
 fn list_shows_which_cards_are_active() {
     let home = tempfile::tempdir().expect("tempdir");
-    let out = leye(home.path(), &["cards", "list"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let t = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = |id: &str| {
+    let lines = |o: &Output| String::from_utf8_lossy(&o.stdout).to_string();
+    let line = |t: &str, id: &str| {
         t.lines()
             .find(|l| l.starts_with(id))
             .unwrap_or_else(|| panic!("{id} listed: {t}"))
             .to_string()
     };
-    assert!(line("gig-market").ends_with("active"), "{t}");
+    // An empty knowledge base activates nothing: `list` reads what is ingested, not the
+    // document folders of the configuration.
+    let out = leye(home.path(), &["cards", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = lines(&out);
+    assert!(line(&t, "gig-market").ends_with("not ingested"), "{t}");
+    assert!(!t.lines().any(|l| l.ends_with(" active")), "{t}");
+
+    // Files given with --docs count as if ingested (a preview).
+    let plan = knowledge::DATA_DIR.to_string() + "/policies";
+    let out = leye(home.path(), &["cards", "list", "--docs", &plan]);
+    let t = lines(&out);
+    assert!(line(&t, "gig-market").ends_with(" active"), "{t}");
     assert!(
-        line("unemployment-insurance-benefit").contains("inactive"),
+        line(&t, "unemployment-insurance-benefit").contains("inactive"),
         "{t}"
     );
-    let with_laws = leye(home.path(), &["cards", "list", "--docs", &laws()]);
-    let t = String::from_utf8_lossy(&with_laws.stdout).to_string();
+    let with_laws = leye(
+        home.path(),
+        &["cards", "list", "--docs", &plan, "--docs", &laws()],
+    );
+    let t = lines(&with_laws);
     assert!(t.lines().all(|l| l.ends_with(" active")), "{t}");
 }
 

@@ -99,9 +99,7 @@ pub struct Indexer<'a> {
 impl Indexer<'_> {
     /// Creates both collections and their payload indexes.
     pub fn ensure_collections(&self) -> Result<()> {
-        self.store
-            .ensure_collection(POLICY_CHUNKS, POLICY_INDEXES)?;
-        self.store.ensure_collection(JOBS, JOB_INDEXES)
+        ensure_collections(self.store)
     }
 
     fn stored_hash(&self, collection: &str, key: &str, value: &str) -> Result<Option<String>> {
@@ -266,4 +264,52 @@ fn hex_hash(s: &str) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Creates both collections and their payload indexes (idempotent).
+pub fn ensure_collections(store: &dyn VectorStore) -> Result<()> {
+    store.ensure_collection(POLICY_CHUNKS, POLICY_INDEXES)?;
+    store.ensure_collection(JOBS, JOB_INDEXES)
+}
+
+/// The documents of the knowledge base as their stored chunks spell them (title, 文号 and the
+/// chunk texts in order), for checks that must follow what is ingested now — a document
+/// removed with `leye ingest --remove` is gone from here too. Reads every chunk's payload once.
+pub fn stored_documents(
+    store: &dyn VectorStore,
+) -> Result<Vec<knowledge::benefits::check::DocText>> {
+    struct Parts {
+        title: String,
+        doc_number: String,
+        chunks: Vec<(u64, String)>,
+    }
+    let hits = store.scroll(POLICY_CHUNKS, &Filter::default(), usize::MAX)?;
+    let mut docs: std::collections::BTreeMap<String, Parts> = Default::default();
+    let text = |p: &Map<String, Value>, k: &str| {
+        p.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for h in hits {
+        let p = &h.payload;
+        let entry = docs.entry(text(p, "doc_id")).or_insert_with(|| Parts {
+            title: text(p, "title"),
+            doc_number: text(p, "doc_number"),
+            chunks: Vec::new(),
+        });
+        let index = p.get("chunk_index").and_then(Value::as_u64).unwrap_or(0);
+        entry.chunks.push((index, text(p, "text")));
+    }
+    Ok(docs
+        .into_values()
+        .map(|mut d| {
+            d.chunks.sort_by_key(|c| c.0);
+            knowledge::benefits::check::DocText::from_chunks(
+                &d.title,
+                &d.doc_number,
+                d.chunks.iter().map(|c| c.1.as_str()),
+            )
+        })
+        .collect())
 }

@@ -169,6 +169,94 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Audits what is on the page now for the WCAG 2.1 AA points a test can check: the text
+    /// contrast of every visible element holding text (4.5:1, or 3:1 for large text — at
+    /// least 24 px, or 18.66 px bold; placeholders included; disabled controls exempt), with
+    /// the background found by compositing the ancestors' background colours, and a name for
+    /// screen readers on every control (button, field, link, `role=button`): its text,
+    /// `aria-label`, `aria-labelledby`, a `<label>` or `title` — a placeholder alone is not one.
+    /// Returns one line per problem; empty when the page passes.
+    pub fn accessibility_problems(&mut self) -> Result<Vec<String>, String> {
+        let v = self.eval(A11Y_AUDIT)?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+const A11Y_AUDIT: &str = r#"(() => {
+  const parse = c => {
+    const m = /rgba?\(([^)]+)\)/.exec(c || '');
+    if (!m) return null;
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(parseFloat);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
+  const lum = c => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const background = el => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let bg = { r: 255, g: 255, b: 255, a: 1 };
+    for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg);
+    return bg;
+  };
+  const ratio = (fg, bg) => {
+    const a = lum(over(fg, bg)), b = lum(bg);
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  };
+  const visible = el => {
+    const s = getComputedStyle(el);
+    if (s.visibility !== 'visible' || s.display === 'none' || parseFloat(s.opacity) === 0) return false;
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string'
+    ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+  const out = [];
+  const check = (el, color, what) => {
+    const s = getComputedStyle(el);
+    const px = parseFloat(s.fontSize), bold = parseInt(s.fontWeight, 10) >= 700;
+    const need = (px >= 24 || (px >= 18.66 && bold)) ? 3 : 4.5;
+    const fg = parse(color);
+    if (!fg) return;
+    const r = ratio(fg, background(el));
+    if (r < need) out.push(`contrast ${r.toFixed(2)} < ${need} (${what} ${color} on ${JSON.stringify(background(el))}) at ${name(el)}`);
+  };
+  for (const el of document.querySelectorAll('body *')) {
+    if (!visible(el) || el.disabled) continue;
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (own) check(el, getComputedStyle(el).color, 'text');
+    if ((el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') && el.placeholder && !el.value)
+      check(el, getComputedStyle(el, '::placeholder').color, 'placeholder');
+  }
+  const controls = 'button, input:not([type=hidden]), textarea, select, a[href], [role=button], [role=checkbox], [role=switch]';
+  for (const el of document.querySelectorAll(controls)) {
+    if (!visible(el)) continue;
+    const by = (el.getAttribute('aria-labelledby') || '').split(/\s+/)
+      .map(id => document.getElementById(id)).filter(Boolean).map(e => e.textContent).join('');
+    const label = el.labels && [...el.labels].map(l => l.textContent).join('');
+    const text = ['INPUT', 'TEXTAREA', 'SELECT'].includes(el.tagName) ? '' : el.textContent;
+    const n = [el.getAttribute('aria-label'), by, label, el.getAttribute('title'), text]
+      .map(x => (x || '').trim()).find(Boolean);
+    if (!n) out.push(`no accessible name: ${name(el)}`);
+  }
+  return out;
+})()"#;
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.kill();

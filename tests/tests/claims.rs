@@ -43,6 +43,19 @@ fn serve() -> Server {
     }
 }
 
+impl Server {
+    /// The profile stored for a session, as the database holds it.
+    fn stored_profile(&self, session: &str) -> Value {
+        let url = assistant::config::sqlite_url(self._home.path());
+        let sid = assistant::domain::SessionId::parse(session).expect("sid");
+        self._rt.block_on(async {
+            let db = assistant::store::Db::open(&url).await.expect("db");
+            let row = db.session(&sid).await.expect("read").expect("session");
+            serde_json::from_str(&row.profile).expect("profile json")
+        })
+    }
+}
+
 struct Citizen {
     base: String,
     session: Option<(String, String)>,
@@ -230,6 +243,8 @@ fn the_widget_answers_questions_with_chips_and_shows_result_cards_in_chromium() 
         Duration::from_secs(20),
     )
     .expect("privacy notice");
+    let problems = b.accessibility_problems().expect("audit");
+    assert!(problems.is_empty(), "the privacy notice: {problems:#?}");
     b.eval("document.querySelector('.leye-ack').click()")
         .expect("acknowledge");
     b.eval(
@@ -295,6 +310,15 @@ fn the_widget_answers_questions_with_chips_and_shows_result_cards_in_chromium() 
         .eval("[...document.querySelectorAll('.leye-user')].length")
         .expect("users");
     assert_eq!(users.as_u64(), Some(1 + taps as u64));
+    // Answers are announced by screen readers as they arrive.
+    assert_eq!(
+        b.eval("document.querySelector('.leye-log').getAttribute('aria-live')")
+            .expect("eval"),
+        json!("polite")
+    );
+    // Every text has enough contrast and every control a name, in both text sizes.
+    let problems = b.accessibility_problems().expect("audit");
+    assert!(problems.is_empty(), "{problems:#?}");
     // Large text for older users.
     b.eval("document.querySelector('.leye-large-toggle').click()")
         .expect("toggle");
@@ -302,6 +326,26 @@ fn the_widget_answers_questions_with_chips_and_shows_result_cards_in_chromium() 
         b.eval("document.querySelector('.leye').classList.contains('leye-large')")
             .expect("eval"),
         Value::Bool(true)
+    );
+    let problems = b.accessibility_problems().expect("audit");
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The audit sees what it must: pale text and an unnamed icon button are reported.
+    b.eval(
+        "(() => { const w = document.querySelector('.leye');
+                  const s = document.createElement('span'); s.style.color = '#bbb'; s.textContent = '浅色';
+                  const x = document.createElement('button'); x.className = 'probe';
+                  w.append(s, x); return true; })()",
+    )
+    .expect("inject");
+    let problems = b.accessibility_problems().expect("audit");
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("contrast")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("button.probe")),
+        "{problems:#?}"
     );
 }
 
@@ -324,14 +368,38 @@ fn a_sensitive_fact_said_in_passing_is_stored_only_after_consent() {
             "{v}"
         );
         let (_, result) = interview(&mut c, answer, |_| "不知道".into());
-        result
+        let sid = c.session.clone().expect("session").0;
+        (result, s.stored_profile(&sid))
     };
-    let agreed = ask("同意");
+    let (agreed, agreed_profile) = ask("同意");
+    assert_eq!(
+        agreed_profile["claim"]["facts"]["group.disabled"],
+        json!(true),
+        "{agreed_profile}"
+    );
+    assert_eq!(
+        agreed_profile["group"],
+        json!("disabled"),
+        "{agreed_profile}"
+    );
     assert!(
         ids(&agreed, "qualified").contains(&"disabled-free-employment-services".to_string()),
         "{agreed}"
     );
-    let refused = ask("不同意");
+    let (refused, refused_profile) = ask("不同意");
+    // Refused: neither the 申领 facts nor the job-search group keep the disability.
+    assert!(
+        refused_profile["claim"]["unanswered"]
+            .to_string()
+            .contains("group.disabled"),
+        "{refused_profile}"
+    );
+    assert_eq!(refused_profile["group"], Value::Null, "{refused_profile}");
+    assert_eq!(
+        refused_profile["claim"]["facts"]["group.disabled"],
+        Value::Null,
+        "{refused_profile}"
+    );
     assert!(
         !ids(&refused, "qualified").contains(&"disabled-free-employment-services".to_string()),
         "{refused}"

@@ -225,3 +225,72 @@ fn policy_search_finds_the_2025_plan_with_its_section() {
         .expect("search")
         .is_empty());
 }
+
+/// A benefit card is active while its source document is in the knowledge base: matched by
+/// 文号 or title and by its quoted spans in the stored chunks, never by file name. An operator's
+/// own copy of a law, ingested under any name, activates the cards that quote it; removing it
+/// or ingesting an altered copy deactivates them.
+#[test]
+fn benefit_cards_follow_what_is_ingested() {
+    use knowledge::benefits::check::is_active;
+    let home = tests::home_with_bundled_index();
+    let kb = kb(&home.path().join("qdrant"));
+    let cards = knowledge::benefits::load_dir(&knowledge::benefits::bundled_dir()).expect("cards");
+    let card = |id: &str| cards.iter().find(|c| c.id == id).expect("card").clone();
+    let (plan_card, law_card) = (card("gig-market"), card("unemployment-insurance-benefit"));
+    let law_cards: Vec<_> = cards
+        .iter()
+        .filter(|c| c.source.key() == law_card.source.key())
+        .collect();
+    assert!(
+        law_cards.len() >= 3,
+        "cards quoting the social insurance law"
+    );
+
+    let docs = kb.documents().expect("documents");
+    assert!(is_active(&plan_card, &docs), "the bundled plan is ingested");
+    assert!(!is_active(&law_card, &docs), "the law is not ingested yet");
+
+    // The operator's copy, under a file name of their own.
+    let law = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../eval/data/laws/cn-2018-shehui-baoxian-fa.md"),
+    )
+    .expect("law");
+    let own = tempfile::tempdir().expect("dir");
+    let file = own.path().join("社保法-本单位存档.md");
+    std::fs::write(&file, &law).expect("write");
+    assert!(matches!(
+        kb.ingest_file(&file, &mut |_, _| {}),
+        FileReport::Document { .. }
+    ));
+    let docs = kb.documents().expect("documents");
+    for c in &law_cards {
+        assert!(
+            is_active(c, &docs),
+            "{} active once its law is ingested",
+            c.id
+        );
+    }
+
+    // A copy whose wording differs from the card's quote does not activate it.
+    std::fs::write(
+        &file,
+        law.replace("缴纳失业保险费满一年的", "缴纳失业保险费满两年的"),
+    )
+    .expect("write");
+    assert!(matches!(
+        kb.ingest_file(&file, &mut |_, _| {}),
+        FileReport::Document { .. }
+    ));
+    let docs = kb.documents().expect("documents");
+    assert!(
+        !is_active(&law_card, &docs),
+        "altered copy in the knowledge base"
+    );
+
+    kb.remove("社保法-本单位存档").expect("remove");
+    let docs = kb.documents().expect("documents");
+    assert!(law_cards.iter().all(|c| !is_active(c, &docs)), "removed");
+    assert!(is_active(&plan_card, &docs), "the plan stays");
+}

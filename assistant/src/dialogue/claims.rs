@@ -114,7 +114,11 @@ pub struct ClaimState {
 
 /// Facts that are sensitive personal information (health, disability, family income): stored
 /// only with the citizen's consent.
-pub const SENSITIVE_FACTS: &[&str] = &["group.disabled", "work_injury", "pregnant", "low_income"];
+pub const SENSITIVE_FACTS: &[&str] = &[DISABLED_FACT, "work_injury", "pregnant", "low_income"];
+
+/// The fact "the citizen has a disability" (also the consent that lets the job-search
+/// profile keep the group).
+pub const DISABLED_FACT: &str = "group.disabled";
 
 /// The prefix of a consent question's `fact`.
 pub const CONSENT: &str = "consent:";

@@ -83,10 +83,23 @@ impl Profile {
         if let Some(c) = find_city(text) {
             self.city = Some(c);
         }
-        if let Some(g) = find_group(text) {
+        if let Some(g) = find_groups(text).into_iter().find(|g| self.may_store(*g)) {
             self.group = Some(g);
         }
         *self != before
+    }
+
+    /// Whether the group may be kept in the stored profile. Disability is sensitive personal
+    /// information: it is kept only after the citizen agreed in the 政策申领 dialogue (the
+    /// same consent as the `group.disabled` fact); before that it serves the turn that says
+    /// it (job search reads the message itself) and is forgotten.
+    pub fn may_store(&self, group: Group) -> bool {
+        group != Group::Disabled
+            || self
+                .claim
+                .consented
+                .iter()
+                .any(|f| f == super::claims::DISABLED_FACT)
     }
 }
 
@@ -168,5 +181,20 @@ mod tests {
         assert_eq!(p.city.as_deref(), Some("烟台市"));
         assert_eq!(p.group, Some(Group::Graduate));
         assert!(!p.learn("有什么补贴"));
+    }
+
+    #[test]
+    fn disability_is_kept_only_with_consent() {
+        let mut p = Profile::default();
+        assert!(!p.learn("我是残疾人，想找工作"), "nothing stored");
+        assert_eq!(p.group, None);
+        // Another group said in the same breath is kept.
+        p.learn("我是残疾人大学生");
+        assert_eq!(p.group, Some(Group::Graduate));
+        p.claim
+            .consented
+            .push(super::super::claims::DISABLED_FACT.into());
+        p.learn("我是残疾人");
+        assert_eq!(p.group, Some(Group::Disabled));
     }
 }

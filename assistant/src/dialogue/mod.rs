@@ -383,8 +383,8 @@ impl Assistant {
             if let Some(c) = p.city.as_deref().and_then(memory::find_city) {
                 profile.city = Some(c);
             }
-            if p.group.is_some() {
-                profile.group = p.group;
+            if let Some(g) = p.group.filter(|g| profile.may_store(*g)) {
+                profile.group = Some(g);
             }
         }
         profile.learn(text);
@@ -457,6 +457,7 @@ impl Assistant {
             .year();
         let state = &mut profile.claim;
         let mut interview = false;
+        let mut disabled_agreed = false;
         // A sensitive fact is stored only after the citizen agreed: the question asked about
         // it says why, and a fact they mentioned by themselves gets a consent question.
         let consent_of =
@@ -474,6 +475,7 @@ impl Assistant {
                         state
                             .facts
                             .set(&fact, knowledge::benefits::rules::Fact::Bool(true));
+                        disabled_agreed = fact == claims::DISABLED_FACT;
                         state.consented.push(fact);
                     } else if !state.unanswered.contains(&fact) {
                         state.unanswered.push(fact);
@@ -550,6 +552,11 @@ impl Assistant {
                 state.open = true;
                 state.asked = 0;
             }
+        }
+        // The consent covers the job-search profile too (its group filter), unless another
+        // group is already there.
+        if disabled_agreed && profile.group.is_none() {
+            profile.group = Some(knowledge::jobs::Group::Disabled);
         }
         Some(ClaimStep::Interview(view))
     }

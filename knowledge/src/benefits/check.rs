@@ -42,6 +42,30 @@ impl DocText {
         }
     }
 
+    /// A document as the knowledge base holds it: its chunks' texts in chunk order. Long
+    /// paragraphs are cut with a few sentences repeated at the start of the next chunk
+    /// ([`crate::chunking`]); that overlap is found (the longest end of the text so far that
+    /// starts the next chunk, after normalisation) and kept once, so a span crossing a cut
+    /// checks out as it does against the file. Headings live in the chunks' section paths,
+    /// not in their texts: a quote running from a heading into its text does not match here.
+    pub fn from_chunks<'a>(
+        title: &str,
+        doc_number: &str,
+        chunks: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut text = normalise(title);
+        for chunk in chunks {
+            let c = normalise(chunk);
+            let k = overlap(&text, &c);
+            text.push_str(&c[k..]);
+        }
+        Self {
+            title: title.trim().to_string(),
+            doc_number: doc_number.trim().to_string(),
+            text,
+        }
+    }
+
     /// Whether this document is the one a card names by `key` (文号, else title).
     pub fn is(&self, key: &str) -> bool {
         let key = key.trim();
@@ -49,6 +73,25 @@ impl DocText {
             && ((!self.doc_number.is_empty() && normalise(&self.doc_number) == normalise(key))
                 || normalise(&self.title) == normalise(key))
     }
+}
+
+/// Length in bytes of the longest end of `acc` that `next` starts with (at most 600
+/// characters: the chunker's overlap is whole sentences of at most a quarter chunk).
+fn overlap(acc: &str, next: &str) -> usize {
+    const MAX_CHARS: usize = 600;
+    let mut best = 0;
+    for (n, (i, ch)) in next.char_indices().enumerate() {
+        if n >= MAX_CHARS {
+            break;
+        }
+        let k = i + ch.len_utf8();
+        // The chunker repeats whole sentences: an overlap ends at a sentence end, which
+        // keeps a chance match of a character or two from eating text.
+        if matches!(ch, '。' | '!' | '?' | ';') && acc.ends_with(&next[..k]) {
+            best = k;
+        }
+    }
+    best
 }
 
 /// The documents of these files and folders (folders walked, hidden entries skipped, files of
@@ -130,15 +173,18 @@ pub fn check_card(card: &Card, docs: &[DocText]) -> Vec<Problem> {
             )));
             continue;
         }
-        match docs.iter().find(|d| d.is(key)) {
-            None => out.push(Problem {
+        // Several documents may carry the key (an operator's second copy, a list that cites
+        // the 文号): the span must be in one of them.
+        let mut named = docs.iter().filter(|d| d.is(key)).peekable();
+        if named.peek().is_none() {
+            out.push(Problem {
                 missing_document: true,
                 ..problem("the document is not in the knowledge base".into())
-            }),
-            Some(d) if !d.text.contains(&q) => out.push(problem(format!(
+            });
+        } else if !named.any(|d| d.text.contains(&q)) {
+            out.push(problem(format!(
                 "the quote is not in the document verbatim: {quote:?}"
-            ))),
-            Some(_) => {}
+            )));
         }
     }
     out
@@ -164,5 +210,66 @@ mod tests {
         assert_eq!(normalise("第 四十五 条\u{3000}"), "第四十五条");
         assert_ne!(normalise("满一年"), normalise("满二年"));
         assert_ne!(normalise("一年；"), normalise("一年。"));
+    }
+
+    #[test]
+    fn a_span_may_be_in_any_document_that_carries_the_key() {
+        let card: Card = toml::from_str(
+            r#"
+id = "x"
+name = "测试"
+kind = "service"
+issuer = "某厅"
+what = { text = "服务", quote = "提供免费职业介绍服务" }
+[source]
+title = "某办法"
+doc_number = "鲁X〔2025〕1号"
+"#,
+        )
+        .expect("card");
+        let doc = |title: &str, text: &str| DocText {
+            title: title.into(),
+            doc_number: "鲁X〔2025〕1号".into(),
+            text: normalise(text),
+        };
+        // A list that cites the same 文号 comes first; the document itself second.
+        let docs = vec![
+            doc("来源清单", "鲁X〔2025〕1号 某办法"),
+            doc("某办法", "各地提供免费职业介绍服务。"),
+        ];
+        assert!(check_card(&card, &docs).is_empty());
+        assert!(!check_card(&card, &docs[..1]).is_empty());
+    }
+
+    #[test]
+    fn chunks_rebuild_the_text_with_their_overlap_kept_once() {
+        use crate::chunking::{chunk, ChunkConfig};
+        use crate::document::{Block, Document};
+        let sentences: Vec<String> = (1..=40)
+            .map(|i| format!("第{i}项服务面向高校毕业生和就业困难人员，按规定给予补贴{i}元。"))
+            .collect();
+        let mut d = Document {
+            metadata: Default::default(),
+            blocks: vec![Block::Paragraph(sentences.concat())],
+        };
+        d.metadata.title = "某某办法".into();
+        d.metadata.doc_number = "鲁人社发〔2025〕1号".into();
+        let cfg = ChunkConfig::default();
+        let chunks = chunk(&d, &cfg);
+        assert!(chunks.len() > 2, "the paragraph must be cut with overlaps");
+        assert!(
+            chunks.windows(2).any(|w| w[1].span.0 < w[0].span.1),
+            "the test needs overlapping chunks"
+        );
+        let rebuilt = DocText::from_chunks(
+            &d.metadata.title,
+            &d.metadata.doc_number,
+            chunks.iter().map(|c| c.text.as_str()),
+        );
+        assert_eq!(rebuilt.text, DocText::from_document(&d).text);
+        // A span across a cut is found; the repeated sentences are not doubled.
+        let across = normalise(&format!("{}{}", sentences[9], sentences[10]));
+        assert!(rebuilt.text.contains(&across));
+        assert_eq!(rebuilt.text.matches(&normalise(&sentences[12])).count(), 1);
     }
 }
