@@ -163,6 +163,20 @@ pub struct BenchArgs {
     pub llm: bool,
     pub embedder: bool,
     pub json: Option<PathBuf>,
+    pub prompt_tokens: Option<usize>,
+}
+
+/// `leye models path [NAME]`: the file of a model (the configured LLM by default), fetched
+/// when missing — for tools that read the same file (llama.cpp's `llama-bench`).
+pub fn models_path(cfg: &Config, name: Option<&str>) -> anyhow::Result<()> {
+    let mut cfg = cfg.clone();
+    if let Some(n) = name {
+        cfg.llm.model = n.to_string();
+        cfg.llm.path = None;
+    }
+    let path = model_store::llm_path(&cfg, &mut progress_printer())?;
+    println!("{}", path.display());
+    Ok(())
 }
 
 pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
@@ -206,6 +220,13 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
                     "Q5_0->Q8_0, cached f32 prefill".into(),
                     with(Some(Q8_0), PrefillWeights::Cached),
                 ),
+                (
+                    format!(
+                        "int8 kernels ({:?})",
+                        models::llm::qlinear::Kernel::selected()
+                    ),
+                    with(None, PrefillWeights::Int8),
+                ),
             ];
         }
         println!(
@@ -214,7 +235,13 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
         );
         let mut rows = Vec::new();
         for (label, opts) in &variants {
-            let b = models::bench::bench_llm(&path, opts, args.decode_tokens, args.repeats)?;
+            let b = models::bench::bench_llm(
+                &path,
+                opts,
+                args.decode_tokens,
+                args.repeats,
+                args.prompt_tokens,
+            )?;
             println!(
                 "{:<44} {:>8.2} {:>9} {:>12.1} {:>9.2} {:>11.1} {:>7.0} MB",
                 label,

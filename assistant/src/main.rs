@@ -187,6 +187,14 @@ enum ModelsCommand {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Prefill exactly this many tokens (as `llama-bench -p N`) instead of the chat prompt.
+        #[arg(long)]
+        prompt_tokens: Option<usize>,
+    },
+    /// Print the file of a catalog LLM (default: `llm.model`), fetching it when missing.
+    Path {
+        /// Catalog name.
+        name: Option<String>,
     },
 }
 
@@ -208,6 +216,7 @@ fn main() -> std::process::ExitCode {
                     no_llm,
                     no_embedder,
                     json,
+                    prompt_tokens,
                 } => cli::models_bench(
                     &cfg,
                     &cli::BenchArgs {
@@ -217,8 +226,10 @@ fn main() -> std::process::ExitCode {
                         llm: !no_llm,
                         embedder: !no_embedder,
                         json,
+                        prompt_tokens,
                     },
                 ),
+                ModelsCommand::Path { name } => cli::models_path(&cfg, name.as_deref()),
             },
             Command::Ingest { paths, remove } => cli::ingest(&cfg, &paths, &remove),
             Command::Search(args) => cli::search(&cfg, &args),

@@ -69,11 +69,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Benchmarks an LLM: load, prefill of [`PROMPT_ZH`], time to first token, and decoding of
 /// `decode_tokens` tokens (the end-of-turn token is ignored so every run decodes as many).
+///
+/// With `prompt_tokens`, the prompt is cut or repeated to exactly that many tokens (what
+/// llama.cpp's `llama-bench -p N` measures), instead of the rendered chat prompt.
 pub fn bench_llm(
     path: &Path,
     options: &LoadOptions,
     decode_tokens: usize,
     repeats: usize,
+    prompt_tokens: Option<usize>,
 ) -> Result<LlmBench> {
     let t0 = Instant::now();
     let mut llm = Llm::load(path, options)?;
@@ -82,6 +86,10 @@ pub fn bench_llm(
         ChatMessage::system("你是乐业助手，只根据给出的政策原文用中文简短回答。"),
         ChatMessage::user(PROMPT_ZH),
     ])?;
+    let prompt: Vec<u32> = match prompt_tokens {
+        Some(n) => prompt.iter().copied().cycle().take(n.max(1)).collect(),
+        None => prompt,
+    };
     let mut runs = Vec::new();
     let mut ttfts = Vec::new();
     for _ in 0..repeats.max(1) {

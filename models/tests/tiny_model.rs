@@ -186,9 +186,20 @@ fn quantized_prefill() -> LoadOptions {
 #[test]
 fn step_by_step_logits_equal_full_sequence_logits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for arch in ["qwen2", "qwen3", "llama"] {
+    for (arch, opts) in [
+        ("qwen2", quantized_prefill()),
+        ("qwen3", quantized_prefill()),
+        ("llama", quantized_prefill()),
+        (
+            "qwen2",
+            LoadOptions {
+                prefill: PrefillWeights::Int8,
+                ..Default::default()
+            },
+        ),
+    ] {
         let path = write_tiny(arch, &dir, 7);
-        let mut llm = Llm::load(&path, &quantized_prefill()).expect("load tiny model");
+        let mut llm = Llm::load(&path, &opts).expect("load tiny model");
         assert_eq!(llm.info().arch, arch);
         let toks = tokens(24);
         // Logits after each prefix, computed from scratch.
@@ -233,7 +244,11 @@ fn dense_prefill_matches_quantized_path() {
     );
     let mut q = Llm::load(&path, &quantized_prefill()).expect("load");
     let reference = q.forward(&toks, 0).expect("quantized prefill");
-    for prefill in [PrefillWeights::DequantizeOnTheFly, PrefillWeights::Cached] {
+    for prefill in [
+        PrefillWeights::DequantizeOnTheFly,
+        PrefillWeights::Cached,
+        PrefillWeights::Int8,
+    ] {
         let mut d = Llm::load(
             &path,
             &LoadOptions {

@@ -77,3 +77,87 @@ fn decoder_matches_candle_quantized_qwen2() {
         .fold(0f32, f32::max);
     assert!(diff2 < 1e-2 * scale, "decode-step logits differ by {diff2}");
 }
+
+/// Our int8 kernels (`llm.load.prefill = "int8"`) against the reference path (candle's quantized kernels on
+/// the file's own types, checked against candle-transformers above) on the real model.
+///
+/// Tolerances, stated: prompt logits within 5 % of the largest logit (int8 activations per
+/// 32 values, as llama.cpp's Q8_0 dot products use, move logits by a fraction of a unit);
+/// greedy tokens, both models fed the reference's tokens, identical at every step where the
+/// reference's top-2 margin is at least ε = 0.5 (below it, a true near-tie that int8 rounding
+/// may flip; such steps are skipped, not counted).
+#[test]
+fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
+    const EPS: f32 = 0.5;
+    const STEPS: usize = 24;
+    let path = tests::llm_path();
+    let mut reference = Llm::load(
+        &path,
+        &LoadOptions {
+            requantize: None,
+            prefill: PrefillWeights::Quantized,
+            ..Default::default()
+        },
+    )
+    .expect("load reference");
+    let mut ours = Llm::load(
+        &path,
+        &LoadOptions {
+            prefill: PrefillWeights::Int8,
+            ..Default::default()
+        },
+    )
+    .expect("load ours");
+    let top2 = |v: &[f32]| {
+        let mut best = (0usize, f32::MIN, f32::MIN);
+        for (i, &x) in v.iter().enumerate() {
+            if x > best.1 {
+                best = (i, x, best.1);
+            } else if x > best.2 {
+                best.2 = x;
+            }
+        }
+        (best.0 as u32, best.1 - best.2)
+    };
+    let mut compared = 0;
+    for question in [
+        "山东省高校毕业生就业创业服务平台什么时候覆盖所有高校？",
+        "失业保险金怎么申请？需要带什么材料？",
+        "我是退役军人，在济南，能享受哪些就业政策？",
+        "零工市场在哪里？",
+    ] {
+        let prompt = ours
+            .render(&[models::chat_template::ChatMessage::user(question)])
+            .expect("render");
+        let want = reference.forward(&prompt, 0).expect("reference prefill");
+        let got = ours.forward(&prompt, 0).expect("our prefill");
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{question}: prompt logits max |diff| {diff:.3} (max |logit| {scale:.1})");
+        assert!(diff < 0.05 * scale, "{question}: logits differ by {diff}");
+        let (mut want_tok, mut margin) = top2(&want);
+        let (mut got_tok, _) = top2(&got);
+        for (step, pos) in (0..STEPS).zip(prompt.len()..) {
+            // Both models go on with the reference's token, so a near-tie is skipped rather
+            // than ending the comparison.
+            if margin < EPS {
+                eprintln!("{question}: near-tie at step {step} (margin {margin:.3}); skipped");
+            } else {
+                assert_eq!(
+                    got_tok, want_tok,
+                    "{question}: step {step} (margin {margin:.3})"
+                );
+                compared += 1;
+            }
+            let w = reference.forward(&[want_tok], pos).expect("reference step");
+            let g = ours.forward(&[want_tok], pos).expect("our step");
+            (want_tok, margin) = top2(&w);
+            got_tok = top2(&g).0;
+        }
+    }
+    assert!(compared >= 60, "too few tokens compared: {compared}");
+}

@@ -207,21 +207,17 @@ impl Decoder {
         }
         let norm = ld.dense("output_norm.weight")?;
         // Tied embeddings (Qwen2.5 0.5B): the output projection reuses the embedding table.
-        // It only ever sees one row (the last position), so it stays quantized.
+        // It only ever sees one row (the last position).
+        // With our kernels the output runs on them too (one packed format); otherwise it
+        // stays on candle's quantized kernel.
+        let output_mode = match prefill {
+            PrefillWeights::Int8 => PrefillWeights::Int8,
+            _ => PrefillWeights::Quantized,
+        };
         let output = if ld.has("output.weight") {
-            Linear::new(
-                ld.qtensor("output.weight")?,
-                None,
-                requant,
-                PrefillWeights::Quantized,
-            )?
+            Linear::new(ld.qtensor("output.weight")?, None, requant, output_mode)?
         } else {
-            Linear::new(
-                ld.qtensor("token_embd.weight")?,
-                None,
-                requant,
-                PrefillWeights::Quantized,
-            )?
+            Linear::new(ld.qtensor("token_embd.weight")?, None, requant, output_mode)?
         };
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_base, cfg.context)?;
         Ok(Self {
@@ -309,8 +305,8 @@ impl Decoder {
             let a = b.attn.forward(&x, &self.cfg, &cos, &sin, mask.as_ref())?;
             h = (h + a)?;
             let x = candle_nn::ops::rms_norm(&h, &b.ffn_norm, self.cfg.eps as f32)?;
-            let g = candle_nn::ops::silu(&b.gate.forward(&x)?)?;
-            let m = b.down.forward(&(g * b.up.forward(&x)?)?)?;
+            let [g, u] = super::linear::forward_shared([&b.gate, &b.up], &x)?;
+            let m = b.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
             h = (h + m)?;
         }
         self.cached = offset + len;
@@ -338,9 +334,10 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let mut q = heads(self.wq.forward(x)?, cfg.n_head)?;
-        let mut k = heads(self.wk.forward(x)?, cfg.n_kv_head)?;
-        let v = heads(self.wv.forward(x)?, cfg.n_kv_head)?;
+        let [q, k, v] = super::linear::forward_shared([&self.wq, &self.wk, &self.wv], x)?;
+        let mut q = heads(q, cfg.n_head)?;
+        let mut k = heads(k, cfg.n_kv_head)?;
+        let v = heads(v, cfg.n_kv_head)?;
         if let Some(w) = &self.q_norm {
             q = candle_nn::ops::rms_norm(&q, w, cfg.eps as f32)?;
         }

@@ -1,29 +1,39 @@
-//! A linear layer that keeps quantized weights for decoding and can switch to dense weights for
-//! prefill.
+//! A linear layer over quantized weights.
 //!
-//! Decoding one token reads every weight once: it is bound by memory bandwidth, so compact
-//! quantized weights win. Prefill multiplies a whole prompt (hundreds of rows) by each weight:
-//! it is bound by compute, where candle's dense f32 GEMM beats its per-row quantized dot
-//! products several times over. [`PrefillWeights`] picks how prefill gets its dense weights.
+//! [`PrefillWeights`] picks the products: candle's quantized matmul for decoding with dense f32
+//! weights for prefill (dequantized per pass — the default — or cached), candle's quantized
+//! matmul throughout, or our int8 kernels ([`super::qlinear`]) for both prefill (many rows,
+//! compute-bound: register tiles reuse each weight block across prompt rows) and decoding (one
+//! row, bandwidth-bound). `leye models bench --compare` measures them side by side.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
+
+use super::qlinear::{self, Input, Kernel, Packed};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
-/// How prefill (many rows at once) multiplies by the weights.
+/// How prefill (many rows at once) — and, with [`PrefillWeights::Int8`], decoding too —
+/// multiplies by the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrefillWeights {
-    /// Use the quantized kernels for prefill too (least memory, slowest prefill).
+    /// Our int8 kernels ([`super::qlinear`]) for prefill and decoding: the weights are packed
+    /// once at load (exactly the file's values for Q8_0, Q5_0 and Q4_K) and the candle copy is
+    /// dropped. Layers whose width is not a multiple of 32, float weights and non-CPU devices
+    /// keep candle's path. Not the default yet: on the default model it prefills ~1.15× faster
+    /// than [`Self::DequantizeOnTheFly`] but decodes ~0.75× as fast (its packed weights are
+    /// read at 1.1–1.25 bytes per value; see the README's Speed section).
+    Int8,
+    /// Use candle's quantized kernels for prefill too (least memory, slowest prefill).
     Quantized,
     /// Dequantize each weight to f32 when it is needed by a prefill pass, then drop it: fast
     /// prefill with no extra resident memory, at the cost of dequantizing per prompt.
     #[default]
     DequantizeOnTheFly,
     /// Keep an f32 copy of every weight next to the quantized one (about 4 bytes per
-    /// parameter more memory): fastest prefill.
+    /// parameter more memory): fastest candle prefill.
     Cached,
 }
 
@@ -34,25 +44,40 @@ impl PrefillWeights {
     /// a cached copy wins almost at once.
     pub fn dense_min_rows(self) -> usize {
         match self {
-            Self::Quantized => usize::MAX,
+            Self::Quantized | Self::Int8 => usize::MAX,
             Self::DequantizeOnTheFly => 96,
             Self::Cached => 16,
         }
     }
 }
 
+/// The weights of a layer, in the form its products use.
+#[derive(Debug, Clone)]
+enum Weights {
+    /// candle's quantized matmul, with an optional dense copy for prefill.
+    Candle {
+        q: QMatMul,
+        qt: std::sync::Arc<QTensor>,
+        dense: Option<Tensor>,
+    },
+    /// Packed for our int8 kernels.
+    Int8 {
+        packed: std::sync::Arc<Packed>,
+        dtype: GgmlDType,
+    },
+}
+
 /// A bias-optional linear layer `y = x Wᵀ + b`.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    q: QMatMul,
-    qt: std::sync::Arc<QTensor>,
-    dense: Option<Tensor>,
+    w: Weights,
     bias: Option<Tensor>,
     prefill: PrefillWeights,
 }
 
 impl Linear {
-    /// Wraps a weight (shape `[out, in]`), re-quantizing it first when its type is listed in
+    /// Wraps a weight (shape `[out, in]`). With [`PrefillWeights::Int8`] it is packed for our
+    /// kernels when it can be; otherwise it is re-quantized first when its type is listed in
     /// `requant` (e.g. Q5_0, whose candle kernel is scalar, to Q8_0, which has SIMD kernels).
     pub fn new(
         w: QTensor,
@@ -60,6 +85,20 @@ impl Linear {
         requant: Option<(GgmlDType, GgmlDType)>,
         prefill: PrefillWeights,
     ) -> Result<Self> {
+        let is_float =
+            |t: GgmlDType| matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+        if prefill == PrefillWeights::Int8 && w.device().is_cpu() && !is_float(w.dtype()) {
+            if let Some(packed) = Packed::from_qtensor(&w)? {
+                return Ok(Self {
+                    w: Weights::Int8 {
+                        packed: std::sync::Arc::new(packed),
+                        dtype: w.dtype(),
+                    },
+                    bias,
+                    prefill,
+                });
+            }
+        }
         let w = match requant {
             Some((from, to)) if w.dtype() == from => {
                 let dense = w.dequantize(&candle_core::Device::Cpu)?;
@@ -68,48 +107,109 @@ impl Linear {
             _ => w,
         };
         let qt = std::sync::Arc::new(w);
-        let is_float = matches!(
-            qt.dtype(),
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16
-        );
-        let dense = if prefill == PrefillWeights::Cached && !is_float {
+        let dense = if prefill == PrefillWeights::Cached && !is_float(qt.dtype()) {
             Some(qt.dequantize(&candle_core::Device::Cpu)?)
         } else {
             None
         };
         Ok(Self {
-            q: QMatMul::from_arc(qt.clone())?,
-            qt,
-            dense,
+            w: Weights::Candle {
+                q: QMatMul::from_arc(qt.clone())?,
+                qt,
+                dense,
+            },
             bias,
             prefill,
         })
     }
 
-    /// The stored weight type.
+    /// The stored weight type (the file's, for packed weights).
     pub fn dtype(&self) -> GgmlDType {
-        self.qt.dtype()
+        match &self.w {
+            Weights::Candle { qt, .. } => qt.dtype(),
+            Weights::Int8 { dtype, .. } => *dtype,
+        }
+    }
+
+    /// Whether the layer runs on our int8 kernels.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.w, Weights::Int8 { .. })
     }
 
     /// Applies the layer to `x` of shape `[batch, rows, in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let rows = x.dims().iter().rev().nth(1).copied().unwrap_or(1);
-        let y = if rows >= self.prefill.dense_min_rows() && !matches!(self.q, QMatMul::Tensor(_)) {
-            match (self.prefill, &self.dense) {
-                (PrefillWeights::Cached, Some(w)) => dense_matmul(x, w)?,
-                (PrefillWeights::DequantizeOnTheFly, _) => {
-                    dense_matmul(x, &self.qt.dequantize(&candle_core::Device::Cpu)?)?
+        let y = match &self.w {
+            Weights::Int8 { packed, .. } => packed_matmul(x, packed)?,
+            Weights::Candle { q, qt, dense } => {
+                let rows = x.dims().iter().rev().nth(1).copied().unwrap_or(1);
+                if rows >= self.prefill.dense_min_rows() && !matches!(q, QMatMul::Tensor(_)) {
+                    match (self.prefill, dense) {
+                        (PrefillWeights::Cached, Some(w)) => dense_matmul(x, w)?,
+                        (PrefillWeights::DequantizeOnTheFly, _) => {
+                            dense_matmul(x, &qt.dequantize(&candle_core::Device::Cpu)?)?
+                        }
+                        _ => q.forward(x)?,
+                    }
+                } else {
+                    q.forward(x)?
                 }
-                _ => self.q.forward(x)?,
             }
-        } else {
-            self.q.forward(x)?
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
     }
+}
+
+/// Several layers applied to the same input (q/k/v, gate/up): on our kernels the input is
+/// quantized once for all of them.
+pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
+    let packed = layers.iter().all(|l| l.is_packed());
+    let input = if packed && N > 1 {
+        Some(quantize_input(x)?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(N);
+    for l in layers {
+        out.push(match (&input, &l.w) {
+            (Some(i), Weights::Int8 { packed, .. }) => {
+                let y = packed_output(x, packed, i)?;
+                match &l.bias {
+                    Some(b) => y.broadcast_add(b)?,
+                    None => y,
+                }
+            }
+            _ => l.forward(x)?,
+        });
+    }
+    out.try_into()
+        .map_err(|_| candle_core::Error::Msg("forward_shared: layer count".into()).into())
+}
+
+fn quantize_input(x: &Tensor) -> Result<Input> {
+    let cols = x.dims().last().copied().unwrap_or(0);
+    let xs = x
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    Ok(Input::quantize(&xs, cols))
+}
+
+fn packed_output(x: &Tensor, w: &Packed, input: &Input) -> Result<Tensor> {
+    let mut shape = x.dims().to_vec();
+    let out = qlinear::matmul(w, input, Kernel::selected());
+    if let Some(last) = shape.last_mut() {
+        *last = w.rows;
+    }
+    Ok(Tensor::from_vec(out, shape, x.device())?)
+}
+
+/// `x Wᵀ` on our kernels: the input quantized once, the output in `x`'s shape with the last
+/// dimension `W`'s rows.
+fn packed_matmul(x: &Tensor, w: &Packed) -> Result<Tensor> {
+    packed_output(x, w, &quantize_input(x)?)
 }
 
 fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {

@@ -7,6 +7,7 @@
 
 pub mod decoder;
 pub mod linear;
+pub mod qlinear;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

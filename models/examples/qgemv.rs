@@ -1,0 +1,56 @@
+//! Decode-shaped products (one input row) over more weights than the caches hold: what DRAM
+//! bandwidth our kernel reaches, next to candle's Q8_0 kernel.
+//!
+//!   cargo run --release -p models --example qgemv
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use models::llm::qlinear::{matmul, Input, Kernel, Packed};
+use std::time::Instant;
+
+fn main() {
+    let (rows, cols, n) = (4864usize, 896usize, 24usize);
+    let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+    let packed: Vec<Packed> = (0..n)
+        .map(|_| Packed::from_qtensor(&q).unwrap().unwrap())
+        .collect();
+    let x = Tensor::randn(0f32, 1.0, (1, cols), &Device::Cpu).unwrap();
+    let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let bytes: usize = packed.iter().map(|p| p.bytes()).sum();
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..10 {
+            for p in &packed {
+                let i = Input::quantize(&xv, cols);
+                std::hint::black_box(matmul(p, &i, Kernel::Avx2));
+            }
+        }
+        let s = t.elapsed().as_secs_f64() / 10.0;
+        println!(
+            "ours: {:.2} ms per pass over {} MB, {:.1} GB/s, {:.0} us per product",
+            s * 1e3,
+            bytes / 1000000,
+            bytes as f64 / s / 1e9,
+            s / n as f64 * 1e6
+        );
+    }
+    let q8: Vec<QMatMul> = (0..n)
+        .map(|_| QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap())
+        .collect();
+    let qb = rows * cols / 32 * 34 * n;
+    for _ in 0..2 {
+        let t = Instant::now();
+        for _ in 0..10 {
+            for m in &q8 {
+                std::hint::black_box(m.forward(&x).unwrap());
+            }
+        }
+        let s = t.elapsed().as_secs_f64() / 10.0;
+        println!(
+            "candle Q8_0: {:.2} ms per pass over {} MB, {:.1} GB/s",
+            s * 1e3,
+            qb / 1000000,
+            qb as f64 / s / 1e9
+        );
+    }
+}

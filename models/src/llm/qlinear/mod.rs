@@ -1,0 +1,250 @@
+//! Our own int8 matrix products for the quantized weights of a GGUF, on the CPU.
+//!
+//! Weights are packed once at load into int8 blocks of 32 values with a scale (and, for Q4_K,
+//! a minimum) — exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Each input row
+//! is quantized once per product to int8 blocks of 32 (`x ≈ d·q`, as llama.cpp does for its
+//! Q8_0 dot products), so one output is
+//!
+//! `y[t][r] = Σ_b scale[b,r]·d[t,b]·dot(qw[r,b], qx[t,b]) − Σ_b min[b,r]·d[t,b]·Σqx[t,b]`
+//!
+//! with integer dot products. Prefill multiplies a tile of weight rows by a tile of prompt
+//! rows in registers, so each weight block is read once per tile instead of once per row
+//! (candle's quantized matmul reads every weight block again for every prompt row); decoding
+//! (one row) runs the same kernel on one token. The kernel is chosen at run time from the CPU's
+//! features — AVX2 (`vpmaddubsw` on unsigned weights, or on |w| and sign-adjusted x) or
+//! portable scalar code — so a
+//! generic build is as fast as a `target-cpu=native` one. `LEYE_KERNEL=scalar|avx2` forces one.
+//! Both threads (rayon's pool) split the weight rows, one join per product.
+
+pub mod pack;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod scalar;
+
+use std::sync::OnceLock;
+
+pub use pack::{Packed, BLOCK};
+
+/// An integer kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Portable Rust.
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+}
+
+impl Kernel {
+    /// Every kernel this build knows.
+    pub const ALL: [Kernel; 2] = [Kernel::Scalar, Kernel::Avx2];
+
+    /// Whether this CPU can run the kernel.
+    pub fn supported(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 => false,
+        }
+    }
+
+    /// The kernel used: `LEYE_KERNEL` when set to a supported one, else the fastest supported.
+    pub fn selected() -> Kernel {
+        static K: OnceLock<Kernel> = OnceLock::new();
+        *K.get_or_init(|| {
+            let forced = std::env::var("LEYE_KERNEL")
+                .ok()
+                .and_then(|v| Kernel::parse(&v));
+            match forced {
+                Some(k) if k.supported() => k,
+                Some(k) => {
+                    tracing::warn!(kernel = ?k, "LEYE_KERNEL names a kernel this CPU cannot run");
+                    Kernel::best()
+                }
+                None => Kernel::best(),
+            }
+        })
+    }
+
+    fn best() -> Kernel {
+        if Kernel::Avx2.supported() {
+            Kernel::Avx2
+        } else {
+            Kernel::Scalar
+        }
+    }
+
+    /// `scalar` or `avx2`.
+    pub fn parse(s: &str) -> Option<Kernel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Some(Kernel::Scalar),
+            "avx2" => Some(Kernel::Avx2),
+            _ => None,
+        }
+    }
+}
+
+/// Input rows quantized to int8 blocks of 32: `x ≈ d·q`.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Rows (prompt tokens).
+    pub tokens: usize,
+    /// Values per row (a multiple of 32).
+    pub cols: usize,
+    /// `tokens × cols` values.
+    pub q: Vec<i8>,
+    /// `tokens × cols/32` scales.
+    pub d: Vec<f32>,
+    /// `tokens × cols/32` block sums `d·Σq` (for the weights' minimums).
+    pub sum: Vec<f32>,
+}
+
+impl Input {
+    /// Quantizes `x` (`tokens × cols`, row after row).
+    pub fn quantize(x: &[f32], cols: usize) -> Input {
+        debug_assert!(cols.is_multiple_of(BLOCK) && x.len().is_multiple_of(cols));
+        let tokens = x.len() / cols;
+        let nb = x.len() / BLOCK;
+        let mut q = vec![0i8; x.len()];
+        let mut d = vec![0f32; nb];
+        pack::quantize_rows(x, &mut q, &mut d);
+        let sum = q
+            .chunks_exact(BLOCK)
+            .zip(&d)
+            .map(|(b, d)| d * b.iter().map(|&v| v as i32).sum::<i32>() as f32)
+            .collect();
+        Input {
+            tokens,
+            cols,
+            q,
+            d,
+            sum,
+        }
+    }
+
+    /// The quantized values as floats (tests and references).
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.q
+            .chunks_exact(BLOCK)
+            .zip(&self.d)
+            .flat_map(|(b, d)| b.iter().map(move |&v| v as f32 * d))
+            .collect()
+    }
+}
+
+/// Where a kernel writes: `out[t * ld + r]`. Threads write disjoint row ranges.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    ptr: *mut f32,
+    ld: usize,
+}
+
+// SAFETY: every thread writes a disjoint set of columns (weight rows) of the output, which
+// outlives the scope the threads run in.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// # Safety
+    /// `t * ld + r` must be in the buffer and written by this thread only.
+    #[inline(always)]
+    pub(crate) unsafe fn set(&self, t: usize, r: usize, v: f32) {
+        unsafe { *self.ptr.add(t * self.ld + r) = v };
+    }
+}
+
+/// Prompt rows processed together while a few weight rows stay in L1; the rows' activations
+/// (64 × 4864 bytes for the widest input of the default model) stay in L2.
+const TOKEN_CHUNK: usize = 64;
+
+/// Multiply-adds below which a product runs on one thread (measured on the default model's
+/// decode: 128×896 and 896×896 weights run faster alone).
+const SERIAL_BELOW: usize = 1 << 20;
+
+/// `x Wᵀ`: `[tokens, rows]`, row after row.
+pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
+    assert_eq!(w.cols, x.cols, "matmul: widths differ");
+    let mut out = vec![0f32; x.tokens * w.rows];
+    let o = Out {
+        ptr: out.as_mut_ptr(),
+        ld: w.rows,
+    };
+    // Rows split into one contiguous range per thread, in multiples of 8 (the tiles' rows).
+    // A small product (the k/v projections while decoding) stays on the calling thread:
+    // waking a pool thread costs more than its share of the work.
+    let work = w.q.len() * x.tokens;
+    let threads = if work < SERIAL_BELOW {
+        1
+    } else {
+        rayon::current_num_threads().max(1)
+    };
+    let per = w.rows.div_ceil(threads).div_ceil(8) * 8;
+    let ranges: Vec<(usize, usize)> = (0..w.rows)
+        .step_by(per.max(1))
+        .map(|s| (s, (s + per).min(w.rows)))
+        .collect();
+    let run = |(r0, r1): (usize, usize)| {
+        for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
+            let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 if kernel.supported() => {
+                    // SAFETY: AVX2 and FMA are present (checked above); ranges are in bounds.
+                    unsafe { avx2::gemm(w, x, r0..r1, t0..t1, o) }
+                }
+                _ => scalar::gemm(w, x, r0..r1, t0..t1, o),
+            }
+            match &w.min {
+                Some(min) => minimums(w, min, 1.0, x, r0..r1, t0..t1, o),
+                None if w.offset != 0.0 => minimums(w, &w.scale, w.offset, x, r0..r1, t0..t1, o),
+                None => {}
+            }
+        }
+    };
+    if ranges.len() == 1 {
+        run(ranges[0]);
+    } else {
+        let run = &run;
+        rayon::scope(|s| {
+            for &r in &ranges {
+                s.spawn(move |_| run(r));
+            }
+        });
+    }
+    out
+}
+
+/// Subtracts `Σ_b min[b,r]·d[t,b]·Σq[t,b]` (the minimums of Q4_K, Q5_0's offset of 16, the
+/// re-quantized formats') from this thread's rows of the output: per prompt row and block,
+/// one scaled update of a contiguous run of outputs.
+fn minimums(
+    w: &Packed,
+    min: &[f32],
+    factor: f32,
+    x: &Input,
+    rows: std::ops::Range<usize>,
+    tokens: std::ops::Range<usize>,
+    o: Out,
+) {
+    let nb = w.blocks();
+    for t in tokens {
+        // SAFETY: the row range is this thread's and in bounds of output row t.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(o.ptr.add(t * o.ld + rows.start), rows.len()) };
+        for b in 0..nb {
+            let s = factor * x.sum[t * nb + b];
+            let m = &min[b * w.rows + rows.start..b * w.rows + rows.end];
+            for (y, m) in out.iter_mut().zip(m) {
+                *y -= s * m;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

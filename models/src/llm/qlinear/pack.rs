@@ -1,0 +1,231 @@
+//! Weights as int8 blocks: every row is cut into blocks of 32 values `w = scale·q − min`, with
+//! `q` a signed byte. The GGUF block formats map onto this exactly where their blocks have one
+//! scale per 32 values (Q8_0: `q`; Q5_0: the raw 5-bit value with `min = 16·d`; Q4_K: each
+//! 32-value sub-block's 4-bit value with `scale = d·sc`, `min = dmin·m`); every other format (Q6_K's 16-value
+//! sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7 unsigned bits with a
+//! minimum per 32 values, a step finer than the format's own.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+use crate::Result;
+
+/// Values per block.
+pub const BLOCK: usize = 32;
+
+/// A weight matrix `[rows, cols]` in int8 blocks along `cols`.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// Output features.
+    pub rows: usize,
+    /// Input features (a multiple of [`BLOCK`]).
+    pub cols: usize,
+    /// `rows × cols` values, row after row.
+    pub q: Vec<i8>,
+    /// Block scales, by block then row (`cols/32 × rows`), like the minimums.
+    pub scale: Vec<f32>,
+    /// For formats whose minimum is a fixed multiple of the scale (Q5_0: `min = 16·scale`),
+    /// that multiple; `min` is then not stored.
+    pub offset: f32,
+    /// Block minimums, subtracted as `min · Σx`, stored by block then row (`cols/32 × rows`):
+    /// one block's minimums over consecutive rows are contiguous, so the correction is a
+    /// vectorised update of a row of the output.
+    pub min: Option<Vec<f32>>,
+    /// Whether the values are the file's own (no re-quantization).
+    pub exact: bool,
+    /// Whether every `q` is in `0..=127`: the kernels then multiply unsigned weights by signed
+    /// inputs directly (`vpmaddubsw`), without moving the signs over first. Q5_0 (its raw
+    /// 5-bit values, `min = 16·d`), Q4_K and the re-quantized formats (7-bit unsigned with
+    /// a minimum) are; Q8_0 is not.
+    pub unsigned: bool,
+}
+
+impl Packed {
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.cols / BLOCK
+    }
+
+    /// Packs a 2-D weight; `None` when its width is not a multiple of 32.
+    pub fn from_qtensor(t: &QTensor) -> Result<Option<Self>> {
+        let (rows, cols) = match t.shape().dims() {
+            [r, c] => (*r, *c),
+            _ => return Ok(None),
+        };
+        if cols % BLOCK != 0 {
+            return Ok(None);
+        }
+        let n = rows * cols;
+        let nb = n / BLOCK;
+        let data = t.data()?;
+        let bytes: &[u8] = &data;
+        let mut p = Packed {
+            rows,
+            cols,
+            q: vec![0; n],
+            scale: vec![0.0; nb],
+            min: None,
+            offset: 0.0,
+            exact: true,
+            unsigned: true,
+        };
+        match t.dtype() {
+            GgmlDType::Q8_0 if bytes.len() == nb * 34 => {
+                p.unsigned = false;
+                for (b, blk) in bytes.chunks_exact(34).enumerate() {
+                    p.scale[b] = half(blk, 0);
+                    for (dst, &src) in p.q[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(&blk[2..]) {
+                        *dst = src as i8;
+                    }
+                }
+            }
+            GgmlDType::Q5_0 if bytes.len() == nb * 22 => {
+                // w = d·(u − 16) = d·u − 16·d with the raw 5-bit u.
+                p.offset = 16.0;
+                for (b, blk) in bytes.chunks_exact(22).enumerate() {
+                    let d = half(blk, 0);
+                    p.scale[b] = d;
+                    let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+                    let qs = &blk[6..22];
+                    let out = &mut p.q[b * BLOCK..(b + 1) * BLOCK];
+                    for j in 0..16 {
+                        let h0 = (((qh >> j) << 4) & 0x10) as u8;
+                        let h1 = ((qh >> (j + 12)) & 0x10) as u8;
+                        out[j] = ((qs[j] & 0x0F) | h0) as i8;
+                        out[j + 16] = ((qs[j] >> 4) | h1) as i8;
+                    }
+                }
+            }
+            GgmlDType::Q4K if bytes.len() == n / 256 * 144 => {
+                let mut min = vec![0.0; nb];
+                for (sb, blk) in bytes.chunks_exact(144).enumerate() {
+                    let d = half(blk, 0);
+                    let dmin = half(blk, 2);
+                    let scales = &blk[4..16];
+                    let qs = &blk[16..144];
+                    for j in 0..4 {
+                        let (sc1, m1) = scale_min_k4(2 * j, scales);
+                        let (sc2, m2) = scale_min_k4(2 * j + 1, scales);
+                        let b1 = sb * 8 + 2 * j;
+                        p.scale[b1] = d * sc1 as f32;
+                        min[b1] = dmin * m1 as f32;
+                        p.scale[b1 + 1] = d * sc2 as f32;
+                        min[b1 + 1] = dmin * m2 as f32;
+                        let q = &qs[32 * j..32 * j + 32];
+                        let (lo, hi) = p.q[b1 * BLOCK..(b1 + 2) * BLOCK].split_at_mut(BLOCK);
+                        for ((l, h), &v) in lo.iter_mut().zip(hi).zip(q) {
+                            *l = (v & 0x0F) as i8;
+                            *h = (v >> 4) as i8;
+                        }
+                    }
+                }
+                p.min = Some(min);
+            }
+            _ => {
+                // Everything else: through f32, 8 bits per 32 values.
+                let dense = t
+                    .dequantize(&candle_core::Device::Cpu)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                let mut min = vec![0.0; nb];
+                quantize_unsigned(&dense, &mut p.q, &mut p.scale, &mut min);
+                p.min = Some(min);
+                p.exact = false;
+            }
+        }
+        // Scales and minimums were filled row by row; they are kept block by block.
+        p.scale = by_block(&p.scale, rows, cols / BLOCK);
+        p.min = p.min.as_deref().map(|m| by_block(m, rows, cols / BLOCK));
+        Ok(Some(p))
+    }
+
+    /// Dequantized values, row after row (tests and references).
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.cols];
+        let bpr = self.blocks();
+        for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let (r, bi) = (b / bpr, b % bpr);
+            let scale = self.scale[bi * self.rows + r];
+            let m = self
+                .min
+                .as_ref()
+                .map_or(self.offset * scale, |m| m[bi * self.rows + r]);
+            for (o, &q) in chunk.iter_mut().zip(&self.q[b * BLOCK..(b + 1) * BLOCK]) {
+                *o = scale * q as f32 - m;
+            }
+        }
+        out
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.q.len() + 4 * self.scale.len() + self.min.as_ref().map_or(0, |m| 4 * m.len())
+    }
+}
+
+/// A `rows × bpr` table laid out `bpr × rows`.
+fn by_block(m: &[f32], rows: usize, bpr: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for b in 0..bpr {
+            t[b * rows + r] = m[r * bpr + b];
+        }
+    }
+    t
+}
+
+fn half(b: &[u8], at: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
+}
+
+/// The 6-bit scale and minimum of sub-block `j` of a Q4_K block (ggml's `get_scale_min_k4`).
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Quantizes values (a multiple of 32) to 7-bit unsigned blocks with a minimum: `x ≈ scale·q
+/// − min`, `q` in `0..=127` (finer than the 6 bits of Q6_K, and within what `vpmaddubsw` can
+/// multiply by a signed byte without saturating: 2·127·127 < 32768).
+pub fn quantize_unsigned(x: &[f32], q: &mut [i8], scale: &mut [f32], min: &mut [f32]) {
+    for (((xb, qb), s), m) in x
+        .chunks_exact(BLOCK)
+        .zip(q.chunks_exact_mut(BLOCK))
+        .zip(scale.iter_mut())
+        .zip(min.iter_mut())
+    {
+        let lo = xb.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+        let hi = xb.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let d = (hi - lo) / 127.0;
+        *s = d;
+        *m = -lo;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for (o, v) in qb.iter_mut().zip(xb) {
+            *o = ((v - lo) * inv).round().clamp(0.0, 127.0) as i8;
+        }
+    }
+}
+
+/// Quantizes values (a multiple of 32) to int8 blocks: `scale = max|x| / 127`, `q = round(x /
+/// scale)`. Returns nothing; `q` and `scale` must have the matching lengths.
+pub fn quantize_rows(x: &[f32], q: &mut [i8], scale: &mut [f32]) {
+    for ((xb, qb), s) in x
+        .chunks_exact(BLOCK)
+        .zip(q.chunks_exact_mut(BLOCK))
+        .zip(scale.iter_mut())
+    {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        *s = d;
+        let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for (o, v) in qb.iter_mut().zip(xb) {
+            *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Packing is exact for the formats with one scale per 32 values; every kernel matches a
+//! float reference on shapes with tails (rows not a multiple of the tile or of the threads'
+//! split, prompt rows past one chunk, a single decode row).
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use super::*;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    // A small LCG: reproducible without a dependency, roughly Gaussian by summing four.
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            let mut v = 0.0;
+            for _ in 0..4 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                v += ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
+            }
+            v
+        })
+        .collect()
+}
+
+fn weight(rows: usize, cols: usize, dtype: GgmlDType, seed: u64) -> QTensor {
+    let w = Tensor::from_vec(random(rows * cols, seed), (rows, cols), &Device::Cpu).expect("t");
+    QTensor::quantize(&w, dtype).expect("quantize")
+}
+
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|w| w * w).sum();
+    (num / den).sqrt()
+}
+
+/// `x Wᵀ` in f64 over the given float values.
+fn reference(w: &[f32], x: &[f32], rows: usize, cols: usize) -> Vec<f64> {
+    let tokens = x.len() / cols;
+    let mut out = vec![0f64; tokens * rows];
+    for t in 0..tokens {
+        for r in 0..rows {
+            out[t * rows + r] = (0..cols)
+                .map(|k| w[r * cols + k] as f64 * x[t * cols + k] as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+const EXACT: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q5_0, GgmlDType::Q4K];
+
+#[test]
+fn packing_keeps_the_files_values() {
+    for dtype in EXACT {
+        let q = weight(19, 512, dtype, 1);
+        let p = Packed::from_qtensor(&q).expect("pack").expect("packable");
+        assert!(p.exact, "{dtype:?}");
+        let want = q
+            .dequantize(&Device::Cpu)
+            .expect("deq")
+            .flatten_all()
+            .expect("flat")
+            .to_vec1::<f32>()
+            .expect("vec");
+        let got = p.dequantize();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / w.abs().max(1e-3))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{dtype:?}: {worst}");
+    }
+    // Q6_K (16-value sub-blocks) goes through 8 bits per 32: close, not exact.
+    let q = weight(19, 512, GgmlDType::Q6K, 2);
+    let p = Packed::from_qtensor(&q).expect("pack").expect("packable");
+    assert!(!p.exact);
+    let want: Vec<f64> = q
+        .dequantize(&Device::Cpu)
+        .expect("deq")
+        .flatten_all()
+        .expect("flat")
+        .to_vec1::<f32>()
+        .expect("vec")
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let e = rel_err(&p.dequantize(), &want);
+    assert!(e < 1e-2, "Q6_K through int8: {e}");
+    // A width that is not a multiple of 32 is not packed.
+    let odd = QTensor::quantize(
+        &Tensor::zeros((4, 40), candle_core::DType::F32, &Device::Cpu).expect("t"),
+        GgmlDType::F32,
+    )
+    .expect("q");
+    assert!(Packed::from_qtensor(&odd).expect("pack").is_none());
+}
+
+fn check_kernel(kernel: Kernel) {
+    assert!(
+        kernel.supported(),
+        "{kernel:?} compiled in but not supported"
+    );
+    for (dtype, cols) in [
+        (GgmlDType::Q8_0, 96),
+        (GgmlDType::Q5_0, 96),
+        (GgmlDType::Q4K, 512),
+        (GgmlDType::Q6K, 256),
+    ] {
+        let rows = 37;
+        let p = Packed::from_qtensor(&weight(rows, cols, dtype, 3))
+            .expect("pack")
+            .expect("packable");
+        // Both of the kernels' paths: signed weights (Q8_0) and unsigned ones (the rest).
+        assert_eq!(p.unsigned, dtype != GgmlDType::Q8_0, "{dtype:?}");
+        let wf = p.dequantize();
+        for tokens in [1, 3, 67] {
+            let xf = random(tokens * cols, 4 + tokens as u64);
+            let x = Input::quantize(&xf, cols);
+            let got = matmul(&p, &x, kernel);
+            // Against the same int8 input in f64: the kernel's arithmetic alone.
+            let e = rel_err(&got, &reference(&wf, &x.dequantize(), rows, cols));
+            assert!(e < 1e-5, "{kernel:?} {dtype:?} tokens {tokens}: {e}");
+            // Against the float input: what int8 activations cost.
+            let e = rel_err(&got, &reference(&wf, &xf, rows, cols));
+            assert!(
+                e < 2e-2,
+                "{kernel:?} {dtype:?} tokens {tokens} vs f32 input: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scalar_kernel_matches_the_reference() {
+    check_kernel(Kernel::Scalar);
+}
+
+#[test]
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )),
+    ignore = "this build's CPU has no AVX2+FMA"
+)]
+fn avx2_kernel_matches_the_reference() {
+    check_kernel(Kernel::Avx2);
+}
+
+#[test]
+fn kernels_are_parsed_and_an_unsupported_one_is_never_selected() {
+    assert_eq!(Kernel::parse(" AVX2 "), Some(Kernel::Avx2));
+    assert_eq!(Kernel::parse("scalar"), Some(Kernel::Scalar));
+    assert_eq!(Kernel::parse("vnni"), None);
+    assert!(Kernel::selected().supported());
+}
