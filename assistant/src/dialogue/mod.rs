@@ -493,6 +493,11 @@ impl Assistant {
                         if claims::SENSITIVE_FACTS.contains(&k.as_str()) && !consent_of(state, &k) {
                             state.consented.push(k.clone());
                         }
+                        if k == claims::DISABLED_FACT
+                            && matches!(v, knowledge::benefits::rules::Fact::Bool(true))
+                        {
+                            disabled_agreed = true;
+                        }
                         state.facts.set(&k, v);
                     }
                     interview = true;

@@ -207,9 +207,8 @@ impl Decoder {
         }
         let norm = ld.dense("output_norm.weight")?;
         // Tied embeddings (Qwen2.5 0.5B): the output projection reuses the embedding table.
-        // It only ever sees one row (the last position).
-        // With our kernels the output runs on them too (one packed format); otherwise it
-        // stays on candle's quantized kernel.
+        // It only ever sees one row (the last position): with our kernels it runs on them
+        // too (one packed format), otherwise on candle's quantized kernel.
         let output_mode = match prefill {
             PrefillWeights::Int8 => PrefillWeights::Int8,
             _ => PrefillWeights::Quantized,

@@ -8,10 +8,9 @@
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
-
-use super::qlinear::{self, Input, Kernel, Packed};
 use serde::{Deserialize, Serialize};
 
+use super::qlinear::{self, Input, Kernel, Packed};
 use crate::Result;
 
 /// How prefill (many rows at once) — and, with [`PrefillWeights::Int8`], decoding too —
@@ -190,6 +189,12 @@ pub fn forward_shared<const N: usize>(layers: [&Linear; N], x: &Tensor) -> Resul
 
 fn quantize_input(x: &Tensor) -> Result<Input> {
     let cols = x.dims().last().copied().unwrap_or(0);
+    if cols == 0 || !cols.is_multiple_of(qlinear::BLOCK) {
+        return Err(candle_core::Error::Msg(format!(
+            "inputs of width {cols} cannot go through the int8 kernels"
+        ))
+        .into());
+    }
     let xs = x
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
@@ -198,6 +203,13 @@ fn quantize_input(x: &Tensor) -> Result<Input> {
 }
 
 fn packed_output(x: &Tensor, w: &Packed, input: &Input) -> Result<Tensor> {
+    if input.cols != w.cols {
+        return Err(candle_core::Error::Msg(format!(
+            "linear layer of width {} applied to inputs of width {}",
+            w.cols, input.cols
+        ))
+        .into());
+    }
     let mut shape = x.dims().to_vec();
     let out = qlinear::matmul(w, input, Kernel::selected());
     if let Some(last) = shape.last_mut() {

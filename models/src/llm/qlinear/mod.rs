@@ -1,7 +1,7 @@
 //! Our own int8 matrix products for the quantized weights of a GGUF, on the CPU.
 //!
-//! Weights are packed once at load into int8 blocks of 32 values with a scale (and, for Q4_K,
-//! a minimum) — exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Each input row
+//! Weights are packed once at load into int8 blocks of 32 values with a scale and a minimum —
+//! exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Each input row
 //! is quantized once per product to int8 blocks of 32 (`x ≈ d·q`, as llama.cpp does for its
 //! Q8_0 dot products), so one output is
 //!
@@ -12,9 +12,9 @@
 //! (candle's quantized matmul reads every weight block again for every prompt row); decoding
 //! (one row) runs the same kernel on one token. The kernel is chosen at run time from the CPU's
 //! features — AVX2 (`vpmaddubsw` on unsigned weights, or on |w| and sign-adjusted x) or
-//! portable scalar code — so a
-//! generic build is as fast as a `target-cpu=native` one. `LEYE_KERNEL=scalar|avx2` forces one.
-//! Both threads (rayon's pool) split the weight rows, one join per product.
+//! portable scalar code — so a generic build runs the same kernels as a `target-cpu=native`
+//! one. `LEYE_KERNEL=scalar|avx2` forces one. The threads of rayon's pool split the weight
+//! rows, one join per product; small products stay on the calling thread.
 
 pub mod pack;
 
