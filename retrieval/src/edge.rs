@@ -88,7 +88,14 @@ impl EdgeStore {
         for e in entries.flatten() {
             if e.path().is_dir() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let shard = EdgeShard::load(&e.path(), None).map_err(edge_err)?;
+                let shard = EdgeShard::load(&e.path(), None).map_err(|err| {
+                    // qdrant-edge locks its write-ahead log; a second process gets WouldBlock.
+                    if format!("{err:?}").contains("WouldBlock") {
+                        Error::InUse(root.to_path_buf())
+                    } else {
+                        edge_err(err)
+                    }
+                })?;
                 store
                     .shards
                     .write()

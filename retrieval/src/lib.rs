@@ -56,6 +56,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The embedded store's files are held by another process (a running `leye serve`): it
+    /// allows one process at a time.
+    #[error("the knowledge base in {0} is in use by another process (a running `leye serve`?); the embedded store allows one process at a time — stop it first, or use a Qdrant server (`qdrant.url`)")]
+    InUse(std::path::PathBuf),
     /// A collection that does not exist was used.
     #[error("no collection {0:?}")]
     NoCollection(String),

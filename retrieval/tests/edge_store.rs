@@ -24,3 +24,17 @@ fn edge_store_passes_the_suite_and_persists() {
         .expect("search after reopen");
     assert_eq!(hits[0].id, 4);
 }
+
+#[test]
+fn a_second_opener_is_told_the_store_is_in_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EdgeStore::open(dir.path()).expect("open");
+    store.ensure_collection(C, &[]).expect("collection");
+    let err = EdgeStore::open(dir.path())
+        .err()
+        .expect("a second opener is refused while the first holds the store");
+    assert!(matches!(err, retrieval::Error::InUse(_)), "{err:?}");
+    assert!(err.to_string().contains("leye serve"), "{err}");
+    drop(store);
+    EdgeStore::open(dir.path()).expect("free again once the first is gone");
+}
