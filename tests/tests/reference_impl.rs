@@ -5,18 +5,22 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use models::llm::{Llm, LoadOptions, PrefillWeights};
 
-#[test]
-fn decoder_matches_candle_quantized_qwen2() {
-    let path = tests::llm_path();
-    let mut ours = Llm::load(
-        &path,
+/// Our decoder on candle's quantized kernels and the file's own weight types.
+fn candle_path(path: &std::path::Path) -> models::Result<Llm> {
+    Llm::load(
+        path,
         &LoadOptions {
             requantize: None,
             prefill: PrefillWeights::Quantized,
             ..Default::default()
         },
     )
-    .expect("load ours");
+}
+
+#[test]
+fn decoder_matches_candle_quantized_qwen2() {
+    let path = tests::llm_path();
+    let mut ours = candle_path(&path).expect("load ours");
     let prompt = ours
         .render(&[models::chat_template::ChatMessage::user(
             "山东省高校毕业生就业创业服务平台什么时候覆盖所有高校？",
@@ -91,15 +95,7 @@ fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
     const EPS: f32 = 0.5;
     const STEPS: usize = 24;
     let path = tests::llm_path();
-    let mut reference = Llm::load(
-        &path,
-        &LoadOptions {
-            requantize: None,
-            prefill: PrefillWeights::Quantized,
-            ..Default::default()
-        },
-    )
-    .expect("load reference");
+    let mut reference = candle_path(&path).expect("load reference");
     let mut ours = Llm::load(
         &path,
         &LoadOptions {
