@@ -22,7 +22,7 @@ fn main() {
     let x = Tensor::randn(0f32, 1.0, (tokens, cols), &Device::Cpu).unwrap();
     let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let macs = (rows * cols * tokens) as f64;
-    for k in [Kernel::Scalar, Kernel::Avx2] {
+    for k in Kernel::ALL.into_iter().filter(|k| k.supported()) {
         if k == Kernel::Scalar && tokens > 64 {
             continue;
         }

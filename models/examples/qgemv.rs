@@ -17,22 +17,27 @@ fn main() {
     let x = Tensor::randn(0f32, 1.0, (1, cols), &Device::Cpu).unwrap();
     let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let bytes: usize = packed.iter().map(|p| p.bytes()).sum();
-    for _ in 0..3 {
-        let t = Instant::now();
-        for _ in 0..10 {
-            for p in &packed {
-                let i = Input::quantize(&xv, cols);
-                std::hint::black_box(matmul(p, &i, Kernel::Avx2));
+    for k in Kernel::ALL
+        .into_iter()
+        .filter(|k| *k != Kernel::Scalar && k.supported())
+    {
+        for _ in 0..3 {
+            let t = Instant::now();
+            for _ in 0..10 {
+                for p in &packed {
+                    let i = Input::quantize(&xv, cols);
+                    std::hint::black_box(matmul(p, &i, k));
+                }
             }
+            let s = t.elapsed().as_secs_f64() / 10.0;
+            println!(
+                "ours ({k:?}): {:.2} ms per pass over {} MB, {:.1} GB/s, {:.0} us per product",
+                s * 1e3,
+                bytes / 1000000,
+                bytes as f64 / s / 1e9,
+                s / n as f64 * 1e6
+            );
         }
-        let s = t.elapsed().as_secs_f64() / 10.0;
-        println!(
-            "ours: {:.2} ms per pass over {} MB, {:.1} GB/s, {:.0} us per product",
-            s * 1e3,
-            bytes / 1000000,
-            bytes as f64 / s / 1e9,
-            s / n as f64 * 1e6
-        );
     }
     let q8: Vec<QMatMul> = (0..n)
         .map(|_| QMatMul::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap())

@@ -11,15 +11,18 @@
 //! rows in registers, so each weight block is read once per tile instead of once per row
 //! (candle's quantized matmul reads every weight block again for every prompt row); decoding
 //! (one row) runs the same kernel on one token. The kernel is chosen at run time from the CPU's
-//! features — AVX2 (`vpmaddubsw` on unsigned weights, or on |w| and sign-adjusted x) or
+//! features — AVX-512 VNNI (`vpdpbusd`: 64 u8×i8 products summed in fours, two blocks per
+//! instruction), AVX2 (`vpmaddubsw` on unsigned weights, or on |w| and sign-adjusted x) or
 //! portable scalar code — so a generic build runs the same kernels as a `target-cpu=native`
-//! one. `LEYE_KERNEL=scalar|avx2` forces one. The threads of rayon's pool split the weight
+//! one. `LEYE_KERNEL=scalar|avx2|avx512vnni` forces one. The threads of rayon's pool split the weight
 //! rows, one join per product; small products stay on the calling thread.
 
 pub mod pack;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod scalar;
 
 use std::sync::OnceLock;
@@ -33,11 +36,13 @@ pub enum Kernel {
     Scalar,
     /// x86-64 AVX2 + FMA.
     Avx2,
+    /// x86-64 AVX-512 F + BW + VNNI (`vpdpbusd`).
+    Avx512Vnni,
 }
 
 impl Kernel {
-    /// Every kernel this build knows.
-    pub const ALL: [Kernel; 2] = [Kernel::Scalar, Kernel::Avx2];
+    /// Every kernel this build knows, slowest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512Vnni];
 
     /// Whether this CPU can run the kernel.
     pub fn supported(self) -> bool {
@@ -48,8 +53,14 @@ impl Kernel {
                 std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
             }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Avx2 => false,
+            Kernel::Avx2 | Kernel::Avx512Vnni => false,
         }
     }
 
@@ -72,18 +83,19 @@ impl Kernel {
     }
 
     fn best() -> Kernel {
-        if Kernel::Avx2.supported() {
-            Kernel::Avx2
-        } else {
-            Kernel::Scalar
-        }
+        Kernel::ALL
+            .into_iter()
+            .rev()
+            .find(|k| k.supported())
+            .unwrap_or(Kernel::Scalar)
     }
 
-    /// `scalar` or `avx2`.
+    /// `scalar`, `avx2` or `avx512vnni` (also `vnni`).
     pub fn parse(s: &str) -> Option<Kernel> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Some(Kernel::Scalar),
             "avx2" => Some(Kernel::Avx2),
+            "avx512vnni" | "avx512" | "vnni" => Some(Kernel::Avx512Vnni),
             _ => None,
         }
     }
@@ -196,6 +208,15 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
                 Kernel::Avx2 if kernel.supported() => {
                     // SAFETY: AVX2 and FMA are present (checked above); ranges are in bounds.
                     unsafe { avx2::gemm(w, x, r0..r1, t0..t1, o) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512Vnni if kernel.supported() => {
+                    // SAFETY: AVX-512 F/BW/VNNI are present (checked above); ranges in bounds.
+                    unsafe { avx512::gemm(w, x, r0..r1, t0..t1, o) };
+                    if !w.unsigned {
+                        // It took signed weights as `q + 128`.
+                        minimums(w, &w.scale, avx512::SIGNED_OFFSET, x, r0..r1, t0..t1, o);
+                    }
                 }
                 _ => scalar::gemm(w, x, r0..r1, t0..t1, o),
             }

@@ -111,6 +111,7 @@ fn check_kernel(kernel: Kernel) {
     for (dtype, cols) in [
         (GgmlDType::Q8_0, 96),
         (GgmlDType::Q5_0, 96),
+        (GgmlDType::Q5_0, 160),
         (GgmlDType::Q4K, 512),
         (GgmlDType::Q6K, 256),
     ] {
@@ -156,10 +157,34 @@ fn avx2_kernel_matches_the_reference() {
     check_kernel(Kernel::Avx2);
 }
 
+/// Ignored where the build's CPU lacks AVX-512 VNNI (the build targets the building CPU);
+/// `cargo test -- --include-ignored` on such a CPU fails on the first assertion instead of
+/// passing vacuously.
+#[test]
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni"
+    )),
+    ignore = "this build's CPU has no AVX-512 VNNI"
+)]
+fn avx512_vnni_kernel_matches_the_reference() {
+    check_kernel(Kernel::Avx512Vnni);
+}
+
 #[test]
 fn kernels_are_parsed_and_an_unsupported_one_is_never_selected() {
     assert_eq!(Kernel::parse(" AVX2 "), Some(Kernel::Avx2));
     assert_eq!(Kernel::parse("scalar"), Some(Kernel::Scalar));
-    assert_eq!(Kernel::parse("vnni"), None);
+    assert_eq!(Kernel::parse("vnni"), Some(Kernel::Avx512Vnni));
+    assert_eq!(Kernel::parse("avx512vnni"), Some(Kernel::Avx512Vnni));
+    assert_eq!(Kernel::parse("neon"), None);
     assert!(Kernel::selected().supported());
+    // The fastest kernel the CPU runs is chosen when none is forced.
+    if std::env::var("LEYE_KERNEL").is_err() {
+        let best = Kernel::ALL.into_iter().rev().find(|k| k.supported());
+        assert_eq!(Some(Kernel::selected()), best);
+    }
 }
