@@ -189,7 +189,14 @@ async fn assemble(cfg: &Config, progress: Progress) -> Result<Assistant, StartEr
     .await??;
     progress(&format!("语言模型就绪（{}）", llm.info().arch));
     // The worker thread ends when the last generator handle is dropped.
-    let (generator, _worker) = models::generator::Generator::spawn(llm, cfg.llm.queue_capacity)?;
+    let (generator, _worker) = models::generator::Generator::spawn_with(
+        llm,
+        models::generator::GeneratorOptions {
+            queue_capacity: cfg.llm.queue_capacity,
+            max_batch: cfg.llm.max_batch,
+            prefill_chunk: cfg.llm.prefill_chunk,
+        },
+    )?;
 
     let rkb = kb.clone();
     let router = tokio::task::spawn_blocking(move || Assistant::router_for(rkb.as_ref())).await??;

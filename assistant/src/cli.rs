@@ -164,6 +164,8 @@ pub struct BenchArgs {
     pub embedder: bool,
     pub json: Option<PathBuf>,
     pub prompt_tokens: Option<usize>,
+    pub batch: Vec<usize>,
+    pub context: usize,
 }
 
 /// `leye models path [NAME]`: the file of a model (the configured LLM by default), fetched
@@ -274,6 +276,40 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
             "(peak RSS is the process high-water mark, so later variants include earlier ones)"
         );
         report.insert("llm".into(), serde_json::Value::Array(rows));
+        if !args.batch.is_empty() {
+            anyhow::ensure!(
+                args.batch.iter().all(|&b| (1..=64).contains(&b)),
+                "--batch sizes must be between 1 and 64"
+            );
+            println!(
+                "\nbatched decoding, {} tokens of conversation each, {} passes (configured load options)",
+                args.context, args.decode_tokens
+            );
+            let rows = models::bench::bench_batch(
+                &path,
+                &cfg.llm.load,
+                &args.batch,
+                args.context,
+                args.decode_tokens,
+            )?;
+            println!(
+                "{:>6} {:>12} {:>14} {:>10} {:>10}",
+                "batch", "total t/s", "per-seq t/s", "KV MB", "peak RSS"
+            );
+            let base = rows.first().map(|r| r.total_tok_s).unwrap_or(1.0);
+            for r in &rows {
+                println!(
+                    "{:>6} {:>12.1} {:>14.1} {:>10.0} {:>7.0} MB   total x{:.2} of the first",
+                    r.batch,
+                    r.total_tok_s,
+                    r.per_sequence_tok_s,
+                    r.kv_bytes as f64 / 1e6,
+                    r.peak_rss.map(mb).unwrap_or(0.0),
+                    r.total_tok_s / base
+                );
+            }
+            report.insert("batch".into(), serde_json::to_value(&rows)?);
+        }
     }
     if args.embedder {
         let path = model_store::embedder_path(cfg, &mut progress)?;

@@ -523,8 +523,14 @@ pub struct LlmConfig {
     pub load: LoadOptions,
     /// Default generation limits and sampling.
     pub generation: GenerationParams,
-    /// Requests that may wait for the model before new ones get `model_busy`.
+    /// Requests that may wait for the model before new ones get `model_busy` (the running
+    /// ones do not count).
     pub queue_capacity: usize,
+    /// Requests generated at once: one decoding pass computes the next token of each.
+    pub max_batch: usize,
+    /// Prompt tokens prefilled between two decoding passes while other answers stream, so a
+    /// long prompt never stalls them for its whole prefill.
+    pub prefill_chunk: usize,
 }
 
 /// Embedder settings.
@@ -566,6 +572,8 @@ impl Default for LlmConfig {
                 ..Default::default()
             },
             queue_capacity: 32,
+            max_batch: 8,
+            prefill_chunk: 128,
         }
     }
 }
@@ -674,6 +682,12 @@ impl Config {
         }
         if self.llm.queue_capacity == 0 {
             bad.push("llm.queue_capacity: must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.llm.max_batch) {
+            bad.push("llm.max_batch: must be between 1 and 64".into());
+        }
+        if self.llm.prefill_chunk < 16 {
+            bad.push("llm.prefill_chunk: must be at least 16".into());
         }
         if self.llm.load.max_context < 256 {
             bad.push("llm.load.max_context: must be at least 256".into());
@@ -915,6 +929,7 @@ mod tests {
             None,
             &env(&[
                 ("LEYE_LLM__QUEUE_CAPACITY", "0"),
+                ("LEYE_LLM__MAX_BATCH", "0"),
                 ("LEYE_LLM__MODEL", "nope"),
                 ("LEYE_LLM__PATH", "/no/such.gguf"),
             ]),
@@ -922,6 +937,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("llm.queue_capacity"), "{e}");
+        assert!(e.contains("llm.max_batch"), "{e}");
         assert!(e.contains("llm.path"), "{e}");
     }
 

@@ -190,6 +190,13 @@ enum ModelsCommand {
         /// Prefill exactly this many tokens (as `llama-bench -p N`) instead of the chat prompt.
         #[arg(long)]
         prompt_tokens: Option<usize>,
+        /// Also measure batched decoding at these batch sizes (e.g. `1,2,4,8`): total and
+        /// per-sequence tokens/s and the memory of that many conversations.
+        #[arg(long, value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Conversation length in tokens for `--batch`.
+        #[arg(long, default_value_t = 2048)]
+        context: usize,
     },
     /// Print the file of a catalog LLM (default: `llm.model`), fetching it when missing.
     Path {
@@ -217,6 +224,8 @@ fn main() -> std::process::ExitCode {
                     no_embedder,
                     json,
                     prompt_tokens,
+                    batch,
+                    context,
                 } => cli::models_bench(
                     &cfg,
                     &cli::BenchArgs {
@@ -227,6 +236,8 @@ fn main() -> std::process::ExitCode {
                         embedder: !no_embedder,
                         json,
                         prompt_tokens,
+                        batch,
+                        context,
                     },
                 ),
                 ModelsCommand::Path { name } => cli::models_path(&cfg, name.as_deref()),

@@ -92,23 +92,21 @@ pub fn bench_llm(
     };
     let mut runs = Vec::new();
     let mut ttfts = Vec::new();
+    let params = bench_params(decode_tokens);
     for _ in 0..repeats.max(1) {
+        // The service's path: a sequence, prefilled whole, then decoding passes (the prefix
+        // store is cleared so every run prefills the whole prompt).
         llm.clear_kv_cache();
         let t = Instant::now();
-        let mut logits = llm.forward(&prompt, 0)?;
+        let mut seq = llm.begin(prompt.clone(), params.clone())?;
+        llm.prefill(&mut seq, usize::MAX)?;
         let prefill = t.elapsed();
-        let mut sampler = crate::sampling::Sampler::new(SamplingParams {
-            sampling: Sampling::Greedy,
-            repetition_penalty: 1.0,
-            repeat_last_n: 0,
-            seed: 1,
-        });
-        let mut next = sampler.sample(&mut logits, &prompt);
+        push_greedy(&mut seq);
         ttfts.push(t.elapsed().as_secs_f64());
         let td = Instant::now();
-        for i in 0..decode_tokens {
-            let mut logits = llm.forward(&[next], prompt.len() + i)?;
-            next = sampler.sample(&mut logits, &prompt);
+        for _ in 0..decode_tokens {
+            llm.decode(&mut [&mut seq])?;
+            push_greedy(&mut seq);
         }
         let decode = td.elapsed();
         runs.push((
@@ -127,6 +125,111 @@ pub fn bench_llm(
         runs,
         peak_rss: peak_rss(),
     })
+}
+
+fn bench_params(decode_tokens: usize) -> GenerationParams {
+    GenerationParams {
+        max_tokens: decode_tokens + 1,
+        sampling: SamplingParams {
+            sampling: Sampling::Greedy,
+            repetition_penalty: 1.0,
+            repeat_last_n: 0,
+            seed: 1,
+        },
+    }
+}
+
+/// Chooses the greedy token from the sequence's logits and appends it, whatever it is: a
+/// benchmark decodes as many tokens as asked even past an end-of-turn token.
+fn push_greedy(seq: &mut crate::llm::Sequence) {
+    let next = seq
+        .logits
+        .take()
+        .and_then(|l| {
+            l.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i as u32)
+        })
+        .unwrap_or(0);
+    seq.generated.push(next);
+}
+
+/// Batched decoding at one batch size.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRow {
+    /// Sequences decoded together.
+    pub batch: usize,
+    /// Tokens per second over all of them.
+    pub total_tok_s: f64,
+    /// Tokens per second each sequence gets.
+    pub per_sequence_tok_s: f64,
+    /// Bytes the sequences' keys and values hold.
+    pub kv_bytes: usize,
+    /// Peak resident memory of the process so far.
+    pub peak_rss: Option<u64>,
+}
+
+/// Batched decoding: `context` tokens of conversation per sequence (the prompt is prefilled
+/// once and each sequence gets its own copy of its keys and values, as separate
+/// conversations would), then `decode_tokens` decoding passes for each batch size. Shows
+/// what one pass for B sequences costs against one for a single sequence, and the memory of
+/// B conversations of that length.
+pub fn bench_batch(
+    path: &Path,
+    options: &LoadOptions,
+    batches: &[usize],
+    context: usize,
+    decode_tokens: usize,
+) -> Result<Vec<BatchRow>> {
+    let mut llm = Llm::load(path, options)?;
+    let prompt = llm.render(&[
+        ChatMessage::system("你是乐业助手，只根据给出的政策原文用中文简短回答。"),
+        ChatMessage::user(PROMPT_ZH),
+    ])?;
+    let prompt: Vec<u32> = prompt
+        .iter()
+        .copied()
+        .cycle()
+        .take(context.max(2))
+        .collect();
+    let params = bench_params(decode_tokens);
+    let mut first = llm.begin(prompt.clone(), params.clone())?;
+    llm.prefill(&mut first, usize::MAX)?;
+    let mut rows = Vec::new();
+    for &b in batches {
+        let mut seqs: Vec<crate::llm::Sequence> = (0..b.max(1))
+            .map(|_| {
+                let mut s = llm.begin(prompt.clone(), params.clone())?;
+                s.cache = first.cache.clone();
+                s.fed = first.fed;
+                s.logits = first.logits.clone();
+                push_greedy(&mut s);
+                Ok(s)
+            })
+            .collect::<Result<_>>()?;
+        let t = Instant::now();
+        for _ in 0..decode_tokens {
+            let mut refs: Vec<&mut crate::llm::Sequence> = seqs.iter_mut().collect();
+            llm.decode(&mut refs)?;
+            for s in &mut seqs {
+                push_greedy(s);
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let tokens = (decode_tokens * seqs.len()) as f64;
+        rows.push(BatchRow {
+            batch: seqs.len(),
+            total_tok_s: tokens / secs,
+            per_sequence_tok_s: decode_tokens as f64 / secs,
+            kv_bytes: seqs
+                .iter()
+                .filter_map(|s| s.cache.as_ref().map(|c| c.bytes()))
+                .sum(),
+            peak_rss: peak_rss(),
+        });
+    }
+    Ok(rows)
 }
 
 /// A short generation through the public API, to show what the model says (not timed).

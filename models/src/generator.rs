@@ -3,6 +3,13 @@
 //! Each request carries its own reply channel (the mistral.rs engine pattern). A full queue is
 //! answered at once with [`Error::Busy`] instead of letting latency grow without bound, and a
 //! dropped reply receiver (the client went away) stops that generation before its next token.
+//!
+//! The worker runs up to [`GeneratorOptions::max_batch`] requests at once. Each turn of its
+//! loop admits waiting requests into free slots, runs one chunk of the oldest unfinished
+//! prompt ([`GeneratorOptions::prefill_chunk`] tokens while other streams are running, the
+//! whole prompt when none is), then one decoding pass for every running stream — one token
+//! each, the weights read once for all of them. So a long prompt never freezes the streams
+//! already running: they get a token between each of its chunks.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +46,34 @@ struct Job {
     span: tracing::Span,
 }
 
+/// How the worker schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeneratorOptions {
+    /// Requests waiting beyond the running ones before [`Error::Busy`].
+    pub queue_capacity: usize,
+    /// Requests generated at once (one decoding pass for all). Models that cannot batch
+    /// (gemma3) run one at a time.
+    pub max_batch: usize,
+    /// Prompt tokens prefilled per turn of the loop while other streams are running.
+    pub prefill_chunk: usize,
+}
+
+impl Default for GeneratorOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8,
+            max_batch: 8,
+            prefill_chunk: 128,
+        }
+    }
+}
+
+/// A request being generated.
+struct Active {
+    seq: crate::llm::Sequence,
+    job: Job,
+}
+
 /// A handle to the worker; cheap to clone. The worker stops when every handle is dropped.
 #[derive(Clone)]
 pub struct Generator {
@@ -67,10 +102,24 @@ impl std::fmt::Debug for Generator {
 }
 
 impl Generator {
-    /// Starts the worker thread, which takes ownership of `llm`. At most `capacity` requests
-    /// wait in the queue (the one being generated does not count).
+    /// Starts the worker thread with default scheduling and a queue of `capacity`.
     pub fn spawn(llm: Llm, capacity: usize) -> Result<(Self, std::thread::JoinHandle<()>)> {
-        let capacity = capacity.max(1);
+        Self::spawn_with(
+            llm,
+            GeneratorOptions {
+                queue_capacity: capacity,
+                ..GeneratorOptions::default()
+            },
+        )
+    }
+
+    /// Starts the worker thread, which takes ownership of `llm`. At most
+    /// `opts.queue_capacity` requests wait in the queue (running ones do not count).
+    pub fn spawn_with(
+        llm: Llm,
+        opts: GeneratorOptions,
+    ) -> Result<(Self, std::thread::JoinHandle<()>)> {
+        let capacity = opts.queue_capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         let queued = Arc::new(AtomicUsize::new(0));
         let worker_queued = queued.clone();
@@ -78,7 +127,7 @@ impl Generator {
         let worker_counts = counts.clone();
         let handle = std::thread::Builder::new()
             .name("leye-llm".into())
-            .spawn(move || run(llm, rx, worker_queued, worker_counts))
+            .spawn(move || run(llm, rx, worker_queued, worker_counts, opts))
             .map_err(|e| Error::Io {
                 action: "spawning",
                 path: "leye-llm thread".into(),
@@ -165,43 +214,169 @@ fn run(
     mut rx: mpsc::Receiver<Job>,
     queued: Arc<AtomicUsize>,
     counts: Arc<WorkerCounts>,
+    opts: GeneratorOptions,
 ) {
-    while let Some(job) = rx.blocking_recv() {
-        queued.fetch_sub(1, Ordering::SeqCst);
-        let _enter = job.span.enter();
-        if job.reply.is_closed() {
-            tracing::debug!("request abandoned while queued");
-            counts.skipped.fetch_add(1, Ordering::SeqCst);
-            continue;
+    let max_batch = opts.max_batch.clamp(1, llm.max_batch());
+    let chunk = opts.prefill_chunk.max(1);
+    // Admitted, prompt not yet fully run (oldest first) / decoding.
+    let mut prefilling: std::collections::VecDeque<Active> = Default::default();
+    let mut decoding: Vec<Active> = Vec::new();
+    loop {
+        // Admit: wait when idle, otherwise take what is already queued, up to the batch size.
+        while prefilling.len() + decoding.len() < max_batch {
+            let job = if prefilling.is_empty() && decoding.is_empty() {
+                match rx.blocking_recv() {
+                    Some(job) => job,
+                    None => {
+                        tracing::debug!("generator worker stopped");
+                        return;
+                    }
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
+            queued.fetch_sub(1, Ordering::SeqCst);
+            if job.reply.is_closed() {
+                let _enter = job.span.enter();
+                tracing::debug!("request abandoned while queued");
+                counts.skipped.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            let begun = {
+                let _enter = job.span.enter();
+                guarded(|| {
+                    let prompt = llm.render(&job.request.messages)?;
+                    llm.begin(prompt, job.request.params.clone())
+                })
+            };
+            match begun {
+                Ok(seq) => prefilling.push_back(Active { seq, job }),
+                Err(e) => fail(job, e),
+            }
         }
-        let reply = job.reply.clone();
-        // A panic inside the model code fails this request, not the worker: every generation
-        // starts from a cleared KV cache, so no state carries over to the next request.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            llm.generate(&job.request.messages, &job.request.params, |piece| {
-                reply.send(GenEvent::Text(piece.to_string())).is_ok()
-            })
-        }));
-        let last = match result {
-            Ok(Ok(g)) => {
-                counts
-                    .tokens
-                    .fetch_add(g.stats.completion_tokens as u64, Ordering::SeqCst);
-                GenEvent::Done(g.stats)
+
+        // One chunk of the oldest prompt; all of it when no stream is waiting on us.
+        if let Some(mut a) = prefilling.pop_front() {
+            if a.job.reply.is_closed() {
+                // Nobody waits for it any more: its prompt is not worth running.
+                let _enter = a.job.span.enter();
+                tracing::debug!("request abandoned before its prompt was run");
+                counts.skipped.fetch_add(1, Ordering::SeqCst);
+                continue;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "generation failed");
-                GenEvent::Failed(e)
+            let size = if decoding.is_empty() {
+                usize::MAX
+            } else {
+                chunk
+            };
+            let step = {
+                let _enter = a.job.span.enter();
+                guarded(|| llm.prefill(&mut a.seq, size))
+            };
+            match step {
+                Err(e) => fail(a.job, e),
+                Ok(()) if !a.seq.is_prefilled() => prefilling.push_front(a),
+                Ok(()) => {
+                    if step_text(&llm, &mut a) {
+                        decoding.push(a);
+                    } else {
+                        complete(&mut llm, a, &counts);
+                    }
+                }
             }
-            Err(_) => {
-                tracing::error!("generation panicked");
-                GenEvent::Failed(Error::Internal(
-                    "the model panicked while generating".into(),
-                ))
+        }
+
+        // Streams whose listener left stop before their next token is computed.
+        let (left, kept): (Vec<Active>, Vec<Active>) =
+            decoding.drain(..).partition(|a| a.job.reply.is_closed());
+        decoding = kept;
+        for mut a in left {
+            a.seq.cancel();
+            complete(&mut llm, a, &counts);
+        }
+
+        // One token for every running stream, in one pass.
+        if !decoding.is_empty() {
+            let step = {
+                let mut seqs: Vec<&mut crate::llm::Sequence> =
+                    decoding.iter_mut().map(|a| &mut a.seq).collect();
+                guarded(|| llm.decode(&mut seqs))
+            };
+            match step {
+                Err(e) => {
+                    // The pass failed for all of them alike; the worker goes on.
+                    for a in decoding.drain(..) {
+                        fail(a.job, clone_error(&e));
+                    }
+                }
+                Ok(()) => {
+                    let mut still = Vec::with_capacity(decoding.len());
+                    for mut a in decoding.drain(..) {
+                        if step_text(&llm, &mut a) {
+                            still.push(a);
+                        } else {
+                            complete(&mut llm, a, &counts);
+                        }
+                    }
+                    decoding = still;
+                }
             }
-        };
-        // The receiver may be gone already; nothing else to do then.
-        let _ = job.reply.send(last);
+        }
     }
-    tracing::debug!("generator worker stopped");
+}
+
+/// Runs a step of the model; a panic inside it fails the requests of that step, not the
+/// worker (each sequence owns its keys and values, so nothing half-written carries over).
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("generation panicked");
+            Err(Error::Internal(
+                "the model panicked while generating".into(),
+            ))
+        }
+    }
+}
+
+/// The same error for each request of a failed batch.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Busy { queued } => Error::Busy { queued: *queued },
+        Error::WorkerStopped => Error::WorkerStopped,
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Chooses a request's next token and sends its text; whether it goes on.
+fn step_text(llm: &Llm, a: &mut Active) -> bool {
+    let _enter = a.job.span.enter();
+    let reply = &a.job.reply;
+    llm.advance(&mut a.seq, &mut |piece| send_text(reply, piece))
+}
+
+/// Sends a piece of text; `false` once the receiver is gone (the generation then stops).
+fn send_text(reply: &mpsc::UnboundedSender<GenEvent>, piece: &str) -> bool {
+    reply.send(GenEvent::Text(piece.to_string())).is_ok()
+}
+
+fn fail(job: Job, e: Error) {
+    let _enter = job.span.enter();
+    tracing::warn!(error = %e, "generation failed");
+    // The receiver may be gone already; nothing else to do then.
+    let _ = job.reply.send(GenEvent::Failed(e));
+}
+
+fn complete(llm: &mut Llm, a: Active, counts: &WorkerCounts) {
+    let Active { seq, job } = a;
+    let _enter = job.span.enter();
+    let reply = job.reply.clone();
+    let g = llm.finish(seq, &mut |piece| send_text(&reply, piece));
+    counts
+        .tokens
+        .fetch_add(g.stats.completion_tokens as u64, Ordering::SeqCst);
+    let _ = job.reply.send(GenEvent::Done(g.stats));
 }

@@ -614,21 +614,189 @@ fn the_prefix_cache_reuses_the_system_prompt_and_gives_the_same_greedy_answer() 
     assert!(g3.stats.reused_tokens > system_len, "{:?}", g3.stats);
     assert_eq!(g3.tokens, reference.tokens);
 
-    // A template change drops the cache; so does a direct forward pass.
+    // A template change drops the cache; clearing it does too.
     cached.set_template(ChatTemplate::ChatMl);
     let g4 = cached
         .generate(&second, &params, |_| true)
         .expect("after template");
     assert_eq!(g4.stats.reused_tokens, 0);
+    // Direct forward passes run on their own cache and leave the prefix store alone.
     cached.forward(&tokens(5), 0).expect("forward");
     let g5 = cached
         .generate(&second, &params, |_| true)
         .expect("after forward");
-    assert_eq!(g5.stats.reused_tokens, 0);
+    assert!(g5.stats.reused_tokens > system_len, "{:?}", g5.stats);
     assert_eq!(g5.tokens, reference.tokens);
+    cached.clear_kv_cache();
+    assert_eq!(cached.reusable_prefix(&prompt), 0);
     // A new model starts empty.
     let mut other = Llm::load(&path, &opts).expect("load");
     assert_eq!(other.reusable_prefix(&prompt), 0);
     let g6 = other.generate(&second, &params, |_| true).expect("other");
     assert_eq!(g6.tokens, reference.tokens);
+}
+
+fn variants() -> Vec<(&'static str, LoadOptions)> {
+    vec![
+        ("qwen2", quantized_prefill()),
+        ("qwen3", quantized_prefill()),
+        ("llama", quantized_prefill()),
+        (
+            "qwen2",
+            LoadOptions {
+                prefill: PrefillWeights::Int8,
+                ..Default::default()
+            },
+        ),
+        ("qwen3", LoadOptions::default()),
+    ]
+}
+
+#[test]
+fn decoding_passes_match_full_sequence_logits() {
+    // The decoding path has its own attention (per sequence, over the growing cache); each
+    // step's logits must equal a full forward pass over the same tokens.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (arch, opts) in variants() {
+        let path = write_tiny(arch, &dir, 13);
+        let mut llm = Llm::load(&path, &opts).expect("load");
+        let toks = tokens(20);
+        let params = models::llm::GenerationParams {
+            max_tokens: 12,
+            sampling: models::sampling::SamplingParams {
+                repetition_penalty: 1.0,
+                ..Default::default()
+            },
+        };
+        let g = llm
+            .generate_from(&toks[..8], &params, |_| true)
+            .expect("gen");
+        assert!(!g.tokens.is_empty());
+        // The sequence's decoding logits, step by step, against full passes.
+        let mut seq = llm
+            .begin(toks[..8].to_vec(), params.clone())
+            .expect("begin");
+        llm.prefill(&mut seq, usize::MAX).expect("prefill");
+        let mut all = toks[..8].to_vec();
+        for step in 0..6 {
+            if !llm.advance(&mut seq, &mut |_| true) {
+                break;
+            }
+            all.push(*seq.generated().last().expect("token"));
+            llm.decode(&mut [&mut seq]).expect("decode");
+            let got = seq.last_logits().expect("logits after decode").to_vec();
+            llm.clear_kv_cache();
+            let want = llm.forward(&all, 0).expect("full");
+            let d = max_abs_diff(&got, &want);
+            assert!(
+                d < 1e-3,
+                "{arch} {opts:?}: step {step}: decode differs by {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_decoding_gives_each_sequence_its_own_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (arch, opts) in variants() {
+        let path = write_tiny(arch, &dir, 17);
+        let mut llm = Llm::load(
+            &path,
+            &LoadOptions {
+                prefix_cache: false,
+                ..opts.clone()
+            },
+        )
+        .expect("load");
+        let params = models::llm::GenerationParams {
+            max_tokens: 16,
+            ..Default::default()
+        };
+        // Four prompts of different lengths: the sequences sit at different positions.
+        let prompts: Vec<Vec<u32>> = [5usize, 11, 3, 17]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                (0..n as u32)
+                    .map(|t| (t * 7 + i as u32 * 31 + 1) % 250)
+                    .collect()
+            })
+            .collect();
+        let alone: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| {
+                llm.generate_from(p, &params, |_| true)
+                    .expect("alone")
+                    .tokens
+            })
+            .collect();
+        // Different prompts, different answers: the comparison below means something.
+        assert!(alone.iter().any(|a| a != &alone[0]), "{arch}: {alone:?}");
+
+        // All four in one batch; the third is cancelled after its second token.
+        let mut seqs: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                let mut s = llm.begin(p.clone(), params.clone()).expect("begin");
+                llm.prefill(&mut s, 4).expect("chunk");
+                llm.prefill(&mut s, usize::MAX).expect("rest");
+                s
+            })
+            .collect();
+        assert!(
+            alone[2].len() > 2,
+            "{arch}: the cancelled prompt must have more to say"
+        );
+        let mut running: Vec<usize> = (0..4).collect();
+        let mut passes = 0;
+        loop {
+            running.retain(|&i| {
+                let s = &mut seqs[i];
+                if i == 2 && s.generated().len() >= 2 {
+                    s.cancel();
+                    return false;
+                }
+                llm.advance(s, &mut |_| true)
+            });
+            if running.is_empty() {
+                break;
+            }
+            let mut batch: Vec<&mut models::llm::Sequence> = seqs
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| running.contains(i))
+                .map(|(_, s)| s)
+                .collect();
+            llm.decode(&mut batch).expect("batched decode");
+            passes += 1;
+        }
+        assert!(passes > 0);
+        // Each cache holds its own positions, grown in whole steps: no room for max_context
+        // per sequence, and never more than one step unused.
+        for s in &seqs {
+            let width = KV_HEADS * (HIDDEN / HEADS);
+            let per_position = LAYERS * 2 * width * 4;
+            let room =
+                s.kv_len().div_ceil(models::llm::decoder::KV_STEP) * models::llm::decoder::KV_STEP;
+            assert!(
+                s.kv_len() > 0 && s.kv_bytes() <= room * per_position,
+                "{}",
+                s.kv_bytes()
+            );
+            assert!(s.kv_bytes() >= s.kv_len() * per_position);
+        }
+        for (i, s) in seqs.into_iter().enumerate() {
+            let g = llm.finish(s, &mut |_| true);
+            if i == 2 {
+                assert_eq!(g.stats.finish, models::llm::FinishReason::Cancelled);
+                assert_eq!(g.tokens[..], alone[2][..2], "{arch}: cancelled after two");
+            } else {
+                assert_eq!(
+                    g.tokens, alone[i],
+                    "{arch} {opts:?}: prompt {i} batched vs alone"
+                );
+            }
+        }
+    }
 }

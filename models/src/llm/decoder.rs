@@ -3,8 +3,11 @@
 //! The three differ in small, data-visible ways, so one implementation reads them from the file
 //! instead of three near-copies: qwen2 has q/k/v biases, qwen3 RMS-normalises each head's q and
 //! k, llama rotates interleaved pairs (GGUF permutes its q/k for that) while the Qwens rotate
-//! halves. Layout follows candle's `quantized_qwen2`: private layers, `forward(tokens, offset)`,
-//! and a KV cache held by each attention layer.
+//! halves. Layout follows candle's `quantized_qwen2`, with the keys and values kept outside the
+//! weights in a [`KvCache`] per sequence: prefill runs a chunk of one sequence's prompt
+//! ([`Decoder::forward`]), decoding runs one new token of each of several sequences in one pass
+//! ([`Decoder::decode_batch`]: the weights are read once for all of them; attention runs per
+//! sequence over its own cache).
 
 use std::io::{Read, Seek};
 use std::path::Path;
@@ -49,7 +52,84 @@ struct Attention {
     wo: Linear,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    kv: Option<(Tensor, Tensor)>,
+    /// The same norms as plain vectors, for the decoding path's per-sequence attention.
+    q_norm_v: Option<Vec<f32>>,
+    k_norm_v: Option<Vec<f32>>,
+}
+
+/// The keys and values of one sequence: per layer, position after position, each position
+/// `n_kv_head × head_dim` floats (keys already rotated). It grows with the sequence in steps
+/// of [`KV_STEP`] positions (no copy of the whole cache per token, at most one step unused)
+/// and holds only what was computed, so memory follows the conversations actually running
+/// rather than `max_context` per slot.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    /// Floats per position in one layer.
+    width: usize,
+    len: usize,
+}
+
+/// Positions a cache grows by when full. Doubling would leave up to half of a long
+/// conversation's cache unused (a 2,000-token prompt followed by one decoded token would hold
+/// room for 4,000); a fixed step costs one copy per step, which is small next to the work of
+/// computing that many positions.
+pub const KV_STEP: usize = 256;
+
+/// Appends `add` to a cache buffer, growing it by whole steps of `step` floats.
+fn append(buf: &mut Vec<f32>, add: &[f32], step: usize) {
+    let need = buf.len() + add.len();
+    if need > buf.capacity() {
+        let target = need.div_ceil(step.max(1)) * step.max(1);
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(add);
+}
+
+impl KvCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps the first `n` positions.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        for b in self.k.iter_mut().chain(self.v.iter_mut()) {
+            b.truncate(n * self.width);
+        }
+        self.len = n;
+    }
+
+    /// Bytes held (allocated), for memory reports.
+    pub fn bytes(&self) -> usize {
+        self.k
+            .iter()
+            .chain(self.v.iter())
+            .map(|b| b.capacity() * 4)
+            .sum()
+    }
+
+    /// A copy of the first `n` positions, sized to them (a shared prefix handed to another
+    /// sequence, which then grows its own copy).
+    pub fn prefix(&self, n: usize) -> KvCache {
+        let n = n.min(self.len);
+        let cut = |b: &Vec<f32>| b[..n * self.width].to_vec();
+        KvCache {
+            k: self.k.iter().map(cut).collect(),
+            v: self.v.iter().map(cut).collect(),
+            width: self.width,
+            len: n,
+        }
+    }
 }
 
 struct Block {
@@ -70,8 +150,9 @@ pub struct Decoder {
     output: Linear,
     cos: Tensor,
     sin: Tensor,
-    /// Tokens held in the KV cache.
-    cached: usize,
+    /// The rotary tables as plain vectors (`context × head_dim/2`), for decoding.
+    cos_v: Vec<f32>,
+    sin_v: Vec<f32>,
 }
 
 struct Loader<'a, R> {
@@ -187,14 +268,23 @@ impl Decoder {
             let bq = ld.optional_dense(&p("attn_q.bias"))?;
             let bk = ld.optional_dense(&p("attn_k.bias"))?;
             let bv = ld.optional_dense(&p("attn_v.bias"))?;
+            let q_norm = ld.optional_dense(&p("attn_q_norm.weight"))?;
+            let k_norm = ld.optional_dense(&p("attn_k_norm.weight"))?;
+            let vector = |t: &Option<Tensor>| -> Result<Option<Vec<f32>>> {
+                match t {
+                    Some(t) => Ok(Some(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)),
+                    None => Ok(None),
+                }
+            };
             let attn = Attention {
                 wq: linear(&mut ld, &p("attn_q.weight"), bq)?,
                 wk: linear(&mut ld, &p("attn_k.weight"), bk)?,
                 wv: linear(&mut ld, &p("attn_v.weight"), bv)?,
                 wo: linear(&mut ld, &p("attn_output.weight"), None)?,
-                q_norm: ld.optional_dense(&p("attn_q_norm.weight"))?,
-                k_norm: ld.optional_dense(&p("attn_k_norm.weight"))?,
-                kv: None,
+                q_norm_v: vector(&q_norm)?,
+                k_norm_v: vector(&k_norm)?,
+                q_norm,
+                k_norm,
             };
             blocks.push(Block {
                 attn_norm: ld.dense(&p("attn_norm.weight"))?,
@@ -219,6 +309,8 @@ impl Decoder {
             Linear::new(ld.qtensor("token_embd.weight")?, None, requant, output_mode)?
         };
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_base, cfg.context)?;
+        let cos_v = cos.flatten_all()?.to_vec1()?;
+        let sin_v = sin.flatten_all()?.to_vec1()?;
         Ok(Self {
             cfg,
             embed,
@@ -227,8 +319,30 @@ impl Decoder {
             output,
             cos,
             sin,
-            cached: 0,
+            cos_v,
+            sin_v,
         })
+    }
+
+    /// An empty cache for this model's shape.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            k: vec![Vec::new(); self.cfg.n_layer],
+            v: vec![Vec::new(); self.cfg.n_layer],
+            width: self.cfg.n_kv_head * self.cfg.head_dim,
+            len: 0,
+        }
+    }
+
+    fn check_cache(&self, cache: &KvCache) -> Result<()> {
+        if cache.k.len() != self.cfg.n_layer
+            || cache.width != self.cfg.n_kv_head * self.cfg.head_dim
+        {
+            return Err(Error::InvalidParams(
+                "a KV cache of another model's shape".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The configuration read from the file.
@@ -249,26 +363,20 @@ impl Decoder {
             .collect()
     }
 
-    /// Forgets all cached keys and values.
-    pub fn clear_kv_cache(&mut self) {
-        for b in &mut self.blocks {
-            b.attn.kv = None;
-        }
-        self.cached = 0;
-    }
-
-    /// Runs `tokens` placed at positions `offset..`, extending the KV cache, and returns the
-    /// logits of the last position. `offset` must not exceed the cached length; a smaller
-    /// offset drops the cached entries past it (so a shared prompt prefix can be kept).
-    pub fn forward(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
+    /// Runs `tokens` placed at positions `offset..` of the sequence whose keys and values
+    /// `cache` holds, extending it, and returns the logits of the last position. `offset` must
+    /// not exceed the cached length; a smaller offset drops the cached entries past it (so a
+    /// shared prompt prefix can be kept).
+    pub fn forward(&self, cache: &mut KvCache, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
+        self.check_cache(cache)?;
         let len = tokens.len();
         if len == 0 {
             return Err(Error::InvalidParams("forward called with no tokens".into()));
         }
-        if offset > self.cached {
+        if offset > cache.len {
             return Err(Error::InvalidParams(format!(
                 "offset {offset} beyond {} cached tokens",
-                self.cached
+                cache.len
             )));
         }
         if offset + len > self.cfg.context {
@@ -278,17 +386,7 @@ impl Decoder {
                 context: self.cfg.context,
             });
         }
-        if offset < self.cached {
-            for b in &mut self.blocks {
-                if let Some((k, v)) = b.attn.kv.take() {
-                    b.attn.kv = if offset == 0 {
-                        None
-                    } else {
-                        Some((k.narrow(2, 0, offset)?, v.narrow(2, 0, offset)?))
-                    };
-                }
-            }
-        }
+        cache.truncate(offset);
         let dev = Device::Cpu;
         let ids = Tensor::new(tokens, &dev)?.unsqueeze(0)?;
         let mut h = self.embed.embedding(&ids)?;
@@ -299,16 +397,26 @@ impl Decoder {
         };
         let cos = self.cos.narrow(0, offset, len)?;
         let sin = self.sin.narrow(0, offset, len)?;
-        for b in &mut self.blocks {
-            let x = candle_nn::ops::rms_norm(&h, &b.attn_norm, self.cfg.eps as f32)?;
-            let a = b.attn.forward(&x, &self.cfg, &cos, &sin, mask.as_ref())?;
-            h = (h + a)?;
-            let x = candle_nn::ops::rms_norm(&h, &b.ffn_norm, self.cfg.eps as f32)?;
-            let [g, u] = super::linear::forward_shared([&b.gate, &b.up], &x)?;
-            let m = b.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
-            h = (h + m)?;
+        // A failure midway leaves some layers extended: the cache is then cut back to what
+        // every layer holds.
+        let run = |h: &mut Tensor, cache: &mut KvCache| -> Result<()> {
+            for (l, b) in self.blocks.iter().enumerate() {
+                let x = candle_nn::ops::rms_norm(h, &b.attn_norm, self.cfg.eps as f32)?;
+                let kv = (&mut cache.k[l], &mut cache.v[l]);
+                let a = b
+                    .attn
+                    .forward(&x, &self.cfg, &cos, &sin, mask.as_ref(), kv, offset)?;
+                *h = (&*h + a)?;
+                *h = (&*h + b.ffn(h, self.cfg.eps)?)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run(&mut h, cache) {
+            cache.len = offset;
+            cache.truncate_layers();
+            return Err(e);
         }
-        self.cached = offset + len;
+        cache.len = offset + len;
         // Only the last position's logits are needed: projecting one row instead of the whole
         // prompt saves a [len x vocab] matmul (vocab is 151,936 for Qwen).
         let last = h.i((.., len - 1.., ..))?;
@@ -316,16 +424,238 @@ impl Decoder {
         let logits = self.output.forward(&last)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
+
+    /// Runs one new token of each of several sequences, `tokens[i]` at the next position of
+    /// `caches[i]`, in one pass: the linear layers multiply all the rows at once (the weights
+    /// are read once — decoding is bound by reading them), attention runs per sequence over
+    /// its own cache. Returns each sequence's logits. The result for a sequence is the same
+    /// as decoding it alone: every row goes through the same per-row arithmetic.
+    pub fn decode_batch(
+        &self,
+        caches: &mut [&mut KvCache],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        let n = tokens.len();
+        if n == 0 || caches.len() != n {
+            return Err(Error::InvalidParams(format!(
+                "decode_batch: {n} tokens for {} caches",
+                caches.len()
+            )));
+        }
+        for c in caches.iter() {
+            self.check_cache(c)?;
+            if c.len + 1 > self.cfg.context {
+                return Err(Error::ContextOverflow {
+                    prompt: c.len + 1,
+                    max_new: 0,
+                    context: self.cfg.context,
+                });
+            }
+        }
+        let cfg = &self.cfg;
+        let dev = Device::Cpu;
+        let ids = Tensor::new(tokens, &dev)?.unsqueeze(0)?;
+        let mut h = self.embed.embedding(&ids)?;
+        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
+        let run = |h: &mut Tensor, caches: &mut [&mut KvCache]| -> Result<()> {
+            for (l, b) in self.blocks.iter().enumerate() {
+                let x = candle_nn::ops::rms_norm(h, &b.attn_norm, cfg.eps as f32)?;
+                let [q, k, v] =
+                    super::linear::forward_shared([&b.attn.wq, &b.attn.wk, &b.attn.wv], &x)?;
+                let q = q.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let k = k.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let v = v.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                let y = self.attend_decode(l, &b.attn, caches, &positions, q, k, &v)?;
+                let y = Tensor::from_vec(y, (1, n, cfg.n_head * cfg.head_dim), &dev)?;
+                *h = (&*h + b.attn.wo.forward(&y)?)?;
+                *h = (&*h + b.ffn(h, cfg.eps)?)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run(&mut h, caches) {
+            for (c, &p) in caches.iter_mut().zip(&positions) {
+                c.len = p;
+                c.truncate_layers();
+            }
+            return Err(e);
+        }
+        for (c, &p) in caches.iter_mut().zip(&positions) {
+            c.len = p + 1;
+        }
+        let x = candle_nn::ops::rms_norm(&h, &self.norm, cfg.eps as f32)?;
+        let logits = self
+            .output
+            .forward(&x)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let vocab = logits.len() / n;
+        Ok(logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Decoding attention of layer `l` for every sequence of the batch: normalises and rotates
+    /// each sequence's new query and key, appends key and value to its cache, and attends
+    /// over the cache. Returns `n × n_head·head_dim` outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_decode(
+        &self,
+        l: usize,
+        attn: &Attention,
+        caches: &mut [&mut KvCache],
+        positions: &[usize],
+        mut q: Vec<f32>,
+        mut k: Vec<f32>,
+        v: &[f32],
+    ) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let cfg = &self.cfg;
+        let hd = cfg.head_dim;
+        let (qw, kw) = (cfg.n_head * hd, cfg.n_kv_head * hd);
+        let half = hd / 2;
+        let n = caches.len();
+        if q.len() != n * qw || k.len() != n * kw || v.len() != n * kw {
+            return Err(Error::InvalidParams(
+                "decode_batch: projection widths differ from the configuration".into(),
+            ));
+        }
+        for (i, &pos) in positions.iter().enumerate() {
+            let (cos, sin) = (
+                &self.cos_v[pos * half..(pos + 1) * half],
+                &self.sin_v[pos * half..(pos + 1) * half],
+            );
+            for head in q[i * qw..(i + 1) * qw].chunks_exact_mut(hd) {
+                if let Some(w) = &attn.q_norm_v {
+                    rms_norm_in_place(head, w, cfg.eps as f32);
+                }
+                rotate(head, cos, sin, cfg.rope_neox);
+            }
+            for head in k[i * kw..(i + 1) * kw].chunks_exact_mut(hd) {
+                if let Some(w) = &attn.k_norm_v {
+                    rms_norm_in_place(head, w, cfg.eps as f32);
+                }
+                rotate(head, cos, sin, cfg.rope_neox);
+            }
+            append(&mut caches[i].k[l], &k[i * kw..(i + 1) * kw], KV_STEP * kw);
+            append(&mut caches[i].v[l], &v[i * kw..(i + 1) * kw], KV_STEP * kw);
+        }
+        let rep = cfg.n_head / cfg.n_kv_head;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut y = vec![0f32; n * qw];
+        let caches: &[&mut KvCache] = caches;
+        let work = |(idx, out): (usize, &mut [f32])| {
+            let (i, head) = (idx / cfg.n_head, idx % cfg.n_head);
+            let kvh = head / rep;
+            let (keys, values) = (&caches[i].k[l], &caches[i].v[l]);
+            let q = &q[i * qw + head * hd..i * qw + (head + 1) * hd];
+            let seen = positions[i] + 1;
+            let mut scores: Vec<f32> = (0..seen)
+                .map(|p| {
+                    let key = &keys[p * kw + kvh * hd..p * kw + (kvh + 1) * hd];
+                    dot(q, key) * scale
+                })
+                .collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0;
+            for s in &mut scores {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            for (p, s) in scores.iter().enumerate() {
+                let w = s / total;
+                let value = &values[p * kw + kvh * hd..p * kw + (kvh + 1) * hd];
+                for (o, v) in out.iter_mut().zip(value) {
+                    *o += w * v;
+                }
+            }
+        };
+        // Spread over the pool only when there is enough to share: short contexts finish
+        // faster than waking another thread.
+        let total: usize = positions.iter().map(|p| p + 1).sum::<usize>() * cfg.n_head * hd;
+        if total >= 1 << 18 {
+            y.par_chunks_mut(hd).enumerate().for_each(work);
+        } else {
+            y.chunks_mut(hd).enumerate().for_each(work);
+        }
+        Ok(y)
+    }
+}
+
+impl KvCache {
+    /// Cuts every layer back to `len` positions (after a failed pass).
+    fn truncate_layers(&mut self) {
+        let keep = self.len * self.width;
+        for b in self.k.iter_mut().chain(self.v.iter_mut()) {
+            b.truncate(keep);
+        }
+    }
+}
+
+impl Block {
+    /// The feed-forward half: `down(silu(gate(x)) · up(x))` on the normalised `h`.
+    fn ffn(&self, h: &Tensor, eps: f64) -> Result<Tensor> {
+        let x = candle_nn::ops::rms_norm(h, &self.ffn_norm, eps as f32)?;
+        let [g, u] = super::linear::forward_shared([&self.gate, &self.up], &x)?;
+        self.down.forward(&(candle_nn::ops::silu(&g)? * u)?)
+    }
+}
+
+/// `Σ a·b` in eight independent lanes, which the compiler turns into SIMD (a plain iterator
+/// sum of floats must keep its order and stays scalar).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `x · w / rms(x)` over one head.
+fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / (ms + eps).sqrt();
+    for (v, w) in x.iter_mut().zip(w) {
+        *v *= r * w;
+    }
+}
+
+/// Rotary embedding of one head at one position: halves (NeoX, Qwen) or interleaved pairs
+/// (GGUF llama), as candle's `rope` and `rope_i` do.
+fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
+    let half = x.len() / 2;
+    for j in 0..half {
+        let (a, b) = if neox {
+            (j, j + half)
+        } else {
+            (2 * j, 2 * j + 1)
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * cos[j] - x1 * sin[j];
+        x[b] = x1 * cos[j] + x0 * sin[j];
+    }
 }
 
 impl Attention {
+    /// Prefill attention over `x` (`[1, len, hidden]`) at positions `past..`: the new keys
+    /// and values are appended to the layer's cache, queries attend over all of it.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
-        &mut self,
+        &self,
         x: &Tensor,
         cfg: &DecoderConfig,
         cos: &Tensor,
         sin: &Tensor,
         mask: Option<&Tensor>,
+        (cache_k, cache_v): (&mut Vec<f32>, &mut Vec<f32>),
+        past: usize,
     ) -> Result<Tensor> {
         let (b, len, _) = x.dims3()?;
         let heads = |t: Tensor, n: usize| -> Result<Tensor> {
@@ -336,7 +666,6 @@ impl Attention {
         let [q, k, v] = super::linear::forward_shared([&self.wq, &self.wk, &self.wv], x)?;
         let mut q = heads(q, cfg.n_head)?;
         let mut k = heads(k, cfg.n_kv_head)?;
-        let v = heads(v, cfg.n_kv_head)?;
         if let Some(w) = &self.q_norm {
             q = candle_nn::ops::rms_norm(&q, w, cfg.eps as f32)?;
         }
@@ -350,14 +679,27 @@ impl Attention {
         };
         let q = rope(&q, cos, sin)?;
         let k = rope(&k, cos, sin)?;
-        let (k, v) = match self.kv.take() {
-            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-            None => (k, v),
+        // The cache holds positions one after another, `[len, n_kv_head, head_dim]`.
+        let k_rows = k
+            .transpose(1, 2)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?;
+        let v_rows = v.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        let step = KV_STEP * cfg.n_kv_head * cfg.head_dim;
+        append(cache_k, &k_rows, step);
+        append(cache_v, &v_rows, step);
+        let total = past + len;
+        let stored = |buf: &[f32]| -> Result<Tensor> {
+            Ok(
+                Tensor::from_slice(buf, (b, total, cfg.n_kv_head, cfg.head_dim), &Device::Cpu)?
+                    .transpose(1, 2)?,
+            )
         };
-        self.kv = Some((k.clone(), v.clone()));
+        let (k, v) = (stored(cache_k)?, stored(cache_v)?);
         let rep = cfg.n_head / cfg.n_kv_head;
-        let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
+        let k = candle_transformers::utils::repeat_kv(k.contiguous()?, rep)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v.contiguous()?, rep)?.contiguous()?;
         let scale = 1.0 / (cfg.head_dim as f64).sqrt();
         let mut att = (q.matmul(&k.t()?)? * scale)?;
         if let Some(m) = mask {

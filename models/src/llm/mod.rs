@@ -4,6 +4,14 @@
 //! on our [`decoder`]; gemma3 on candle-transformers' implementation), builds the tokenizer from
 //! the file's metadata and picks the chat template. [`Llm::generate`] prefills the prompt, then
 //! samples token by token, handing each complete piece of text to a callback that can stop it.
+//!
+//! Underneath, a generation is a [`Sequence`] with its own keys and values, moved along in
+//! steps — [`Llm::begin`], [`Llm::prefill`] (in chunks), [`Llm::advance`] (choose a token),
+//! [`Llm::decode`] (one pass for the next token of *several* sequences), [`Llm::finish`] — so
+//! the generator worker can decode many requests in one pass and interleave a long prompt's
+//! prefill with the streams already running. Finished sequences leave their keys and values
+//! in a small prefix store, from which a later prompt sharing the system prompt or extending a
+//! previous turn takes its common prefix.
 
 pub mod decoder;
 pub mod linear;
@@ -166,8 +174,87 @@ pub struct LlmInfo {
 }
 
 enum Model {
-    Decoder(decoder::Decoder),
+    Decoder(Box<decoder::Decoder>),
     Gemma3(Box<candle_transformers::models::quantized_gemma3::ModelWeights>),
+}
+
+/// Positions the prefix store keeps over all its entries (oldest entries go first): enough
+/// for a few recent conversations, bounded so it cannot grow with traffic (~25 KB per
+/// position on the default model, ~57 KB on the 1.5B one).
+const PREFIX_STORE_POSITIONS: usize = 8192;
+
+/// One generation in progress: its prompt, its keys and values, what it has produced.
+pub struct Sequence {
+    prompt: Vec<u32>,
+    params: GenerationParams,
+    /// `None` where the model holds the cache itself (gemma3: one sequence at a time).
+    pub(crate) cache: Option<decoder::KvCache>,
+    /// Prompt tokens whose keys and values are computed.
+    pub(crate) fed: usize,
+    reused: usize,
+    sampler: Sampler,
+    pub(crate) generated: Vec<u32>,
+    stream: stream::TextStream,
+    /// Logits of the last position computed, waiting for [`Llm::advance`].
+    pub(crate) logits: Option<Vec<f32>>,
+    start: Instant,
+    prefill: Option<Duration>,
+    ttft: Option<Duration>,
+    finish: Option<FinishReason>,
+}
+
+impl std::fmt::Debug for Sequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequence")
+            .field("prompt", &self.prompt.len())
+            .field("fed", &self.fed)
+            .field("generated", &self.generated.len())
+            .field("finish", &self.finish)
+            .finish()
+    }
+}
+
+impl Sequence {
+    /// Whether the whole prompt has been run.
+    pub fn is_prefilled(&self) -> bool {
+        self.fed == self.prompt.len()
+    }
+
+    /// Prompt tokens not yet run.
+    pub fn pending_prompt(&self) -> usize {
+        self.prompt.len() - self.fed
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+
+    /// Why it ended, once it has.
+    pub fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    /// Bytes its keys and values hold (allocated).
+    pub fn kv_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.bytes())
+    }
+
+    /// Positions its keys and values hold.
+    pub fn kv_len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// The logits the last pass left for choosing the next token, if not yet used.
+    pub fn last_logits(&self) -> Option<&[f32]> {
+        self.logits.as_deref()
+    }
+
+    /// Stops it: nobody listens any more.
+    pub fn cancel(&mut self) {
+        self.finish.get_or_insert(FinishReason::Cancelled);
+        self.logits = None;
+    }
 }
 
 /// A loaded language model with its tokenizer and chat template.
@@ -177,9 +264,10 @@ pub struct Llm {
     template: ChatTemplate,
     stop: Vec<u32>,
     info: LlmInfo,
-    /// The token ids whose keys and values the cache holds, in order; empty when the cache
-    /// must not be trusted (cleared, or a pass failed midway).
-    kv_tokens: Vec<u32>,
+    /// Finished sequences' token ids and keys/values, oldest first, for the prefix cache.
+    store: Vec<(Vec<u32>, decoder::KvCache)>,
+    /// The cache of direct [`Llm::forward`] calls.
+    scratch: Option<decoder::KvCache>,
     prefix_cache: bool,
 }
 
@@ -217,7 +305,7 @@ impl Llm {
                 let d = decoder::Decoder::load(&ct, &mut reader, path, cfg, opts)?;
                 let context = d.config().context;
                 let types = count_types(d.linear_dtypes());
-                (Model::Decoder(d), context, types)
+                (Model::Decoder(Box::new(d)), context, types)
             }
             "gemma3" => {
                 let context = ct
@@ -265,7 +353,8 @@ impl Llm {
             template,
             stop,
             info,
-            kv_tokens: Vec::new(),
+            store: Vec::new(),
+            scratch: None,
             // candle's gemma3 rebuilds its cache whenever a pass starts at position 0 and
             // cannot keep a prefix.
             prefix_cache,
@@ -304,46 +393,60 @@ impl Llm {
         self.clear_kv_cache();
     }
 
-    /// How many leading tokens of `prompt` can keep their cached keys and values: the common
-    /// prefix with what the cache holds, cut back to end at a special token (a turn boundary,
-    /// where tokenization cannot merge across), leaving at least one token to run.
+    /// How many leading tokens of `prompt` can keep cached keys and values: the longest
+    /// common prefix with a stored sequence, cut back to end at a special token (a turn
+    /// boundary, where tokenization cannot merge across), leaving at least one token to run.
     pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
+        self.best_prefix(prompt).map_or(0, |(_, n)| n)
+    }
+
+    /// The stored entry with the longest reusable prefix of `prompt`, and that length.
+    fn best_prefix(&self, prompt: &[u32]) -> Option<(usize, usize)> {
         if !self.prefix_cache || prompt.len() < 2 {
-            return 0;
+            return None;
         }
-        let common = self
-            .kv_tokens
+        self.store
             .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
-        (1..=common)
-            .rev()
-            .find(|&n| self.tokenizer.is_special(prompt[n - 1]))
-            .unwrap_or(0)
+            .enumerate()
+            .filter_map(|(i, (tokens, _))| {
+                let common = tokens
+                    .iter()
+                    .zip(prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(prompt.len() - 1);
+                (1..=common)
+                    .rev()
+                    .find(|&n| self.tokenizer.is_special(prompt[n - 1]))
+                    .map(|n| (i, n))
+            })
+            .max_by_key(|&(i, n)| (n, i))
     }
 
-    /// Forgets the KV cache.
+    /// Forgets every cached key and value (the prefix store and direct passes' cache).
     pub fn clear_kv_cache(&mut self) {
-        self.kv_tokens.clear();
-        match &mut self.model {
-            Model::Decoder(d) => d.clear_kv_cache(),
-            // candle's gemma3 replaces its cache whenever a forward pass starts at position 0.
-            Model::Gemma3(_) => {}
+        self.store.clear();
+        self.scratch = None;
+    }
+
+    /// How many sequences one [`Llm::decode`] pass can take.
+    pub fn max_batch(&self) -> usize {
+        match self.model {
+            Model::Decoder(_) => usize::MAX,
+            // candle's gemma3 holds one cache inside the model.
+            Model::Gemma3(_) => 1,
         }
     }
 
-    /// Runs `tokens` at positions `offset..` and returns the last position's logits. What
-    /// the cache holds is then the caller's business: the prefix cache forgets it.
+    /// Runs `tokens` at positions `offset..` of one sequence kept for direct calls, and
+    /// returns the last position's logits. An offset below what that sequence holds drops
+    /// the rest; [`Llm::clear_kv_cache`] empties it.
     pub fn forward(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
-        self.kv_tokens.clear();
-        self.run(tokens, offset)
-    }
-
-    fn run(&mut self, tokens: &[u32], offset: usize) -> Result<Vec<f32>> {
         match &mut self.model {
-            Model::Decoder(d) => d.forward(tokens, offset),
+            Model::Decoder(d) => {
+                let cache = self.scratch.get_or_insert_with(|| d.new_cache());
+                d.forward(cache, tokens, offset)
+            }
             Model::Gemma3(model) => {
                 let x = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
                 Ok(model.forward(&x, offset)?.flatten_all()?.to_vec1()?)
@@ -372,6 +475,17 @@ impl Llm {
         params: &GenerationParams,
         mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<Generation> {
+        let mut seq = self.begin(prompt.to_vec(), params.clone())?;
+        self.prefill(&mut seq, usize::MAX)?;
+        while self.advance(&mut seq, &mut on_text) {
+            self.decode(&mut [&mut seq])?;
+        }
+        Ok(self.finish(seq, &mut on_text))
+    }
+
+    /// Starts a generation: checks its limits and takes the longest reusable prefix of its
+    /// prompt from the prefix store (a copy: the stored entry stays for other prompts).
+    pub fn begin(&mut self, prompt: Vec<u32>, params: GenerationParams) -> Result<Sequence> {
         params.sampling.validate()?;
         if prompt.is_empty() {
             return Err(Error::InvalidParams("empty prompt".into()));
@@ -387,84 +501,174 @@ impl Llm {
             });
         }
         let start = Instant::now();
-        let reused = self.reusable_prefix(prompt);
-        // Until the pass succeeds the cache's contents are unknown.
-        self.kv_tokens.clear();
-        let mut logits = if reused > 0 {
-            // Positions continue after the kept prefix; the entries past it are dropped.
-            self.run(&prompt[reused..], reused)?
-        } else {
-            self.clear_kv_cache();
-            self.run(prompt, 0)?
+        let (cache, reused) = match &self.model {
+            Model::Decoder(d) => match self.best_prefix(&prompt) {
+                Some((i, n)) => (Some(self.store[i].1.prefix(n)), n),
+                None => (Some(d.new_cache()), 0),
+            },
+            Model::Gemma3(_) => (None, 0),
         };
-        self.kv_tokens.extend_from_slice(prompt);
-        let prefill = start.elapsed();
-        let mut sampler = Sampler::new(params.sampling.clone());
-        let mut generated = Vec::new();
-        let mut stream = stream::TextStream::new();
-        let mut ttft = None;
-        let mut finish = FinishReason::Length;
-        let mut listening = true;
-        while generated.len() < params.max_tokens {
-            // The repetition penalty looks at the answer only: penalising prompt tokens would
-            // push the model away from copying the evidence it is meant to quote.
-            let next = sampler.sample(&mut logits, &generated);
-            ttft.get_or_insert_with(|| start.elapsed());
-            if self.stop.contains(&next) {
-                finish = FinishReason::Stop;
-                break;
+        Ok(Sequence {
+            sampler: Sampler::new(params.sampling.clone()),
+            prompt,
+            params,
+            cache,
+            fed: reused,
+            reused,
+            generated: Vec::new(),
+            stream: stream::TextStream::new(),
+            logits: None,
+            start,
+            prefill: None,
+            ttft: None,
+            finish: None,
+        })
+    }
+
+    /// Runs up to `chunk` more of the prompt (at least one token). When the prompt is done,
+    /// the sequence holds the logits for its first token.
+    pub fn prefill(&mut self, seq: &mut Sequence, chunk: usize) -> Result<()> {
+        if seq.is_prefilled() {
+            return Ok(());
+        }
+        let end = seq.fed + chunk.max(1).min(seq.pending_prompt());
+        let tokens = &seq.prompt[seq.fed..end];
+        let logits = match (&mut self.model, &mut seq.cache) {
+            (Model::Decoder(d), Some(cache)) => d.forward(cache, tokens, seq.fed)?,
+            (Model::Gemma3(model), None) => {
+                let x = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                model.forward(&x, seq.fed)?.flatten_all()?.to_vec1()?
             }
-            generated.push(next);
-            if !self.tokenizer.is_special(next) {
-                if let Some(piece) = stream.push(self.tokenizer.token_bytes(next)) {
-                    listening = on_text(&piece);
-                }
-            }
-            if !listening {
-                finish = FinishReason::Cancelled;
-                break;
-            }
-            if generated.len() == params.max_tokens {
-                break;
-            }
-            let fed = self.run(&[next], prompt.len() + generated.len() - 1);
-            match fed {
-                Ok(l) => {
-                    logits = l;
-                    self.kv_tokens.push(next);
-                }
-                Err(e) => {
-                    self.kv_tokens.clear();
-                    return Err(e);
+            _ => return Err(Error::Internal("a sequence of another model".into())),
+        };
+        seq.fed = end;
+        if seq.is_prefilled() {
+            seq.logits = Some(logits);
+            seq.prefill = Some(seq.start.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Chooses the next token from the logits the last pass left, and hands any completed
+    /// text to `on_text`. Returns whether the sequence goes on (needs a [`Llm::decode`] pass);
+    /// `false` when it stopped, reached `max_tokens`, or `on_text` returned `false`.
+    pub fn advance(&self, seq: &mut Sequence, on_text: &mut dyn FnMut(&str) -> bool) -> bool {
+        if seq.finish.is_some() {
+            return false;
+        }
+        let Some(mut logits) = seq.logits.take() else {
+            return false;
+        };
+        // The repetition penalty looks at the answer only: penalising prompt tokens would push
+        // the model away from copying the evidence it is meant to quote.
+        let next = seq.sampler.sample(&mut logits, &seq.generated);
+        seq.ttft.get_or_insert_with(|| seq.start.elapsed());
+        if self.stop.contains(&next) {
+            seq.finish = Some(FinishReason::Stop);
+            return false;
+        }
+        seq.generated.push(next);
+        if !self.tokenizer.is_special(next) {
+            if let Some(piece) = seq.stream.push(self.tokenizer.token_bytes(next)) {
+                if !on_text(&piece) {
+                    seq.finish = Some(FinishReason::Cancelled);
+                    return false;
                 }
             }
         }
-        if listening {
-            if let Some(rest) = stream.finish() {
+        if seq.generated.len() >= seq.params.max_tokens {
+            seq.finish = Some(FinishReason::Length);
+            return false;
+        }
+        true
+    }
+
+    /// Runs the last chosen token of every sequence through the model in one pass and leaves
+    /// each its logits. On an error no sequence has moved.
+    pub fn decode(&mut self, seqs: &mut [&mut Sequence]) -> Result<()> {
+        let tokens: Vec<u32> = seqs
+            .iter()
+            .map(|s| s.generated.last().copied())
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Internal("decode before a token was chosen".into()))?;
+        let logits = match &mut self.model {
+            Model::Decoder(d) => {
+                let mut caches: Vec<&mut decoder::KvCache> = seqs
+                    .iter_mut()
+                    .map(|s| s.cache.as_mut())
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::Internal("a sequence of another model".into()))?;
+                d.decode_batch(&mut caches, &tokens)?
+            }
+            Model::Gemma3(model) => {
+                let [seq] = seqs else {
+                    return Err(Error::Internal(
+                        "gemma3 decodes one sequence at a time".into(),
+                    ));
+                };
+                let pos = seq.prompt.len() + seq.generated.len() - 1;
+                let x = Tensor::new(&tokens[..], &Device::Cpu)?.unsqueeze(0)?;
+                vec![model.forward(&x, pos)?.flatten_all()?.to_vec1()?]
+            }
+        };
+        for (s, l) in seqs.iter_mut().zip(logits) {
+            s.logits = Some(l);
+        }
+        Ok(())
+    }
+
+    /// Ends a sequence: the text still held back goes to `on_text` (unless it was cancelled),
+    /// its keys and values go to the prefix store.
+    pub fn finish(
+        &mut self,
+        mut seq: Sequence,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Generation {
+        let finish = seq.finish.unwrap_or(FinishReason::Length);
+        if finish != FinishReason::Cancelled {
+            if let Some(rest) = seq.stream.finish() {
                 on_text(&rest);
             }
         }
+        let prefill = seq.prefill.unwrap_or_else(|| seq.start.elapsed());
         let stats = GenerationStats {
-            prompt_tokens: prompt.len(),
-            completion_tokens: generated.len(),
+            prompt_tokens: seq.prompt.len(),
+            completion_tokens: seq.generated.len(),
             finish,
             prefill,
-            time_to_first_token: ttft.unwrap_or(prefill),
-            total: start.elapsed(),
-            reused_tokens: reused,
+            time_to_first_token: seq.ttft.unwrap_or(prefill),
+            total: seq.start.elapsed(),
+            reused_tokens: seq.reused,
         };
         tracing::debug!(
             completion_tokens = stats.completion_tokens,
-            reused_tokens = reused,
+            reused_tokens = seq.reused,
             ?finish,
             "generation finished"
         );
-        let text = self.tokenizer.decode(&generated, true);
-        Ok(Generation {
-            tokens: generated,
+        let text = self.tokenizer.decode(&seq.generated, true);
+        if let (true, Some(cache)) = (self.prefix_cache, seq.cache.take()) {
+            // The tokens whose keys and values the cache holds: the prompt and every
+            // generated token but the last, which was never run.
+            let mut tokens = seq.prompt.clone();
+            tokens.extend_from_slice(&seq.generated);
+            tokens.truncate(cache.len());
+            if tokens.len() == cache.len() {
+                // An earlier turn of the same conversation is a prefix of this one: this
+                // entry serves everything it served.
+                self.store.retain(|(t, _)| !tokens.starts_with(t));
+                self.store.push((tokens, cache));
+                let mut total: usize = self.store.iter().map(|(t, _)| t.len()).sum();
+                while total > PREFIX_STORE_POSITIONS && self.store.len() > 1 {
+                    total -= self.store.remove(0).0.len();
+                }
+            }
+        }
+        Generation {
+            tokens: seq.generated,
             text,
             stats,
-        })
+        }
     }
 }
 
