@@ -1,7 +1,8 @@
-//! Decode-shaped products (one input row) over more weights than the caches hold: what DRAM
-//! bandwidth our kernel reaches, next to candle's Q8_0 kernel.
+//! Decode-shaped products (one input row, or `ROWS` rows: a batch of sequences decoded in one
+//! pass) over more weights than the caches hold: what DRAM bandwidth our kernel reaches, next
+//! to candle's Q8_0 kernel, and what a pass for several rows costs against one.
 //!
-//!   cargo run --release -p models --example qgemv
+//!   ROWS=8 cargo run --release -p models --example qgemv
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use models::llm::qlinear::{matmul, Input, Kernel, Packed};
@@ -14,7 +15,12 @@ fn main() {
     let packed: Vec<Packed> = (0..n)
         .map(|_| Packed::from_qtensor(&q).unwrap().unwrap())
         .collect();
-    let x = Tensor::randn(0f32, 1.0, (1, cols), &Device::Cpu).unwrap();
+    let batch: usize = std::env::var("ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    println!("{batch} input row(s) per product");
+    let x = Tensor::randn(0f32, 1.0, (batch, cols), &Device::Cpu).unwrap();
     let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let bytes: usize = packed.iter().map(|p| p.bytes()).sum();
     for k in Kernel::ALL
