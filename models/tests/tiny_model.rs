@@ -183,10 +183,10 @@ fn quantized_prefill() -> LoadOptions {
     }
 }
 
-#[test]
-fn step_by_step_logits_equal_full_sequence_logits() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (arch, opts) in [
+/// One model per decoder variant on candle's quantized path, plus our int8 kernels (set
+/// explicitly and as the default).
+fn variants() -> Vec<(&'static str, LoadOptions)> {
+    vec![
         ("qwen2", quantized_prefill()),
         ("qwen3", quantized_prefill()),
         ("llama", quantized_prefill()),
@@ -197,7 +197,14 @@ fn step_by_step_logits_equal_full_sequence_logits() {
                 ..Default::default()
             },
         ),
-    ] {
+        ("qwen3", LoadOptions::default()),
+    ]
+}
+
+#[test]
+fn step_by_step_logits_equal_full_sequence_logits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (arch, opts) in variants() {
         let path = write_tiny(arch, &dir, 7);
         let mut llm = Llm::load(&path, &opts).expect("load tiny model");
         assert_eq!(llm.info().arch, arch);
@@ -634,22 +641,6 @@ fn the_prefix_cache_reuses_the_system_prompt_and_gives_the_same_greedy_answer() 
     assert_eq!(other.reusable_prefix(&prompt), 0);
     let g6 = other.generate(&second, &params, |_| true).expect("other");
     assert_eq!(g6.tokens, reference.tokens);
-}
-
-fn variants() -> Vec<(&'static str, LoadOptions)> {
-    vec![
-        ("qwen2", quantized_prefill()),
-        ("qwen3", quantized_prefill()),
-        ("llama", quantized_prefill()),
-        (
-            "qwen2",
-            LoadOptions {
-                prefill: PrefillWeights::Int8,
-                ..Default::default()
-            },
-        ),
-        ("qwen3", LoadOptions::default()),
-    ]
 }
 
 #[test]

@@ -47,12 +47,7 @@ fn decoder_matches_candle_quantized_qwen2() {
         .expect("v");
     let got = ours.forward(&prompt, 0).expect("our forward");
     assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let diff = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let (diff, scale) = diff_and_scale(&got, &want);
     eprintln!("max |diff| {diff} (max |logit| {scale})");
     assert!(
         diff < 1e-2 * scale,
@@ -127,12 +122,7 @@ fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
             .expect("render");
         let want = reference.forward(&prompt, 0).expect("reference prefill");
         let got = ours.forward(&prompt, 0).expect("our prefill");
-        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let (diff, scale) = diff_and_scale(&got, &want);
         eprintln!("{question}: prompt logits max |diff| {diff:.3} (max |logit| {scale:.1})");
         assert!(diff < 0.05 * scale, "{question}: logits differ by {diff}");
         let (mut want_tok, mut margin) = top2(&want);
@@ -156,4 +146,16 @@ fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
         }
     }
     assert!(compared >= 60, "too few tokens compared: {compared}");
+}
+
+/// The largest difference between two logit vectors, and the largest reference logit it is
+/// measured against.
+fn diff_and_scale(got: &[f32], want: &[f32]) -> (f32, f32) {
+    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    (diff, scale)
 }

@@ -98,11 +98,10 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Keeps the first `n` positions.
+    /// Keeps the first `n` positions (at most those held), also cutting back what a failed
+    /// pass appended to some layers past the held length.
     pub fn truncate(&mut self, n: usize) {
-        if n >= self.len {
-            return;
-        }
+        let n = n.min(self.len);
         for b in self.k.iter_mut().chain(self.v.iter_mut()) {
             b.truncate(n * self.width);
         }
@@ -412,8 +411,7 @@ impl Decoder {
             Ok(())
         };
         if let Err(e) = run(&mut h, cache) {
-            cache.len = offset;
-            cache.truncate_layers();
+            cache.truncate(offset);
             return Err(e);
         }
         cache.len = offset + len;
@@ -474,8 +472,7 @@ impl Decoder {
         };
         if let Err(e) = run(&mut h, caches) {
             for (c, &p) in caches.iter_mut().zip(&positions) {
-                c.len = p;
-                c.truncate_layers();
+                c.truncate(p);
             }
             return Err(e);
         }
@@ -577,16 +574,6 @@ impl Decoder {
             y.chunks_mut(hd).enumerate().for_each(work);
         }
         Ok(y)
-    }
-}
-
-impl KvCache {
-    /// Cuts every layer back to `len` positions (after a failed pass).
-    fn truncate_layers(&mut self) {
-        let keep = self.len * self.width;
-        for b in self.k.iter_mut().chain(self.v.iter_mut()) {
-            b.truncate(keep);
-        }
     }
 }
 

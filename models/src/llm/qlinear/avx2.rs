@@ -19,24 +19,16 @@ pub(super) unsafe fn gemm(w: &Packed, x: &Input, rows: Range<usize>, tokens: Ran
     // One input row (decoding): four weight rows per pass, more independent accumulators
     // and memory streams for the DRAM-bound product.
     let rt = if tokens.len() == 1 { RT } else { 2 };
-    let mut r = rows.start;
-    while r < rows.end {
-        let rn = (rows.end - r).min(rt);
-        let mut t = tokens.start;
-        while t < tokens.end {
-            let tn = (tokens.end - t).min(4);
-            // SAFETY: the caller guarantees the features and bounds.
-            unsafe {
-                if w.unsigned {
-                    tiles::<true>(w, x, r, t, rn, tn, o)
-                } else {
-                    tiles::<false>(w, x, r, t, rn, tn, o)
-                }
+    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
+        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
+        unsafe {
+            if w.unsigned {
+                tiles::<true>(w, x, r, t, rn, tn, o)
+            } else {
+                tiles::<false>(w, x, r, t, rn, tn, o)
             }
-            t += tn;
         }
-        r += rn;
-    }
+    });
 }
 
 #[target_feature(enable = "avx2,fma")]

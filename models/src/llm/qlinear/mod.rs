@@ -240,6 +240,31 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
     out
 }
 
+/// Walks `rows × tokens` in tiles of at most `rt` weight rows by `tt` input rows, row-tile
+/// major (a few weight rows stay in L1 while the input rows pass), calling
+/// `f(row, token, rows_in_tile, tokens_in_tile)`. Inlined into each kernel so the tiles it
+/// calls compile with the kernel's target features.
+#[inline(always)]
+pub(crate) fn for_each_tile(
+    rows: std::ops::Range<usize>,
+    tokens: std::ops::Range<usize>,
+    rt: usize,
+    tt: usize,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    let mut r = rows.start;
+    while r < rows.end {
+        let rn = (rows.end - r).min(rt);
+        let mut t = tokens.start;
+        while t < tokens.end {
+            let tn = (tokens.end - t).min(tt);
+            f(r, t, rn, tn);
+            t += tn;
+        }
+        r += rn;
+    }
+}
+
 /// Subtracts `Σ_b min[b,r]·d[t,b]·Σq[t,b]` (the minimums of Q4_K, Q5_0's offset of 16, the
 /// re-quantized formats') from this thread's rows of the output: per prompt row and block,
 /// one scaled update of a contiguous run of outputs.
