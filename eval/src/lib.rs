@@ -6,6 +6,8 @@
 //!   dense, BM25 and hybrid mode.
 //! - [`answers_eval`]: answer quality (key facts, citations, invented numbers, vacuous
 //!   answers, gate errors) on `eval/data/answers.jsonl`.
+//! - [`evidence_eval`]: whether the key facts reach the retrieved passages, the prompt and
+//!   the extractive answer (no model).
 //! - [`gate_eval`]: the evidence gate on covered / not-covered questions, with a sweep.
 //! - [`jobs_eval`]: job search on labelled questions: constraint precision, top-5 hits.
 //! - [`latency`]: percentiles of timing samples.
@@ -15,6 +17,7 @@
 
 pub mod answers_eval;
 pub mod claims_eval;
+pub mod evidence_eval;
 pub mod gate_eval;
 pub mod jobs_eval;
 pub mod latency;

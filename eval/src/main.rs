@@ -62,6 +62,22 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Evidence recall on the answer set without the model: the share of covered questions
+    /// whose key facts reach the reranked passages, the evidence, the prompt and the extract.
+    Evidence {
+        /// The answer set.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/answers.jsonl"))]
+        set: PathBuf,
+        /// Index folder (shared with `retrieval`; ingest skips unchanged files).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Also write every question's row as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Print the best-ranked evidence sentences of these question ids (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        explain: Vec<String>,
+    },
     /// 政策申领 scenarios: the bundled cards (active against the bundled plan and the laws of
     /// `eval/data/laws/`) and the fact reading, precision and recall of "qualified".
     Claims {
@@ -244,6 +260,22 @@ fn main() -> anyhow::Result<()> {
                     .zip(&figs)
                     .map(|(i, f)| serde_json::json!({"question": i.question, "covered": i.covered, "figures": f}))
                     .collect();
+                std::fs::write(p, serde_json::to_vec_pretty(&rows)?)?;
+            }
+        }
+        Cmd::Evidence {
+            set,
+            index,
+            json,
+            explain,
+        } => {
+            let items = eval::answers_eval::load(&set)?;
+            let index = index.unwrap_or_else(|| cfg.home.join("eval-index"));
+            let kb = open_kb(&cfg, &index)?;
+            ingest(&kb, &default_corpus())?;
+            let rows = eval::evidence_eval::run(&kb, &items, &cfg.dialogue, &explain)?;
+            eval::evidence_eval::print(&items, &rows);
+            if let Some(p) = json {
                 std::fs::write(p, serde_json::to_vec_pretty(&rows)?)?;
             }
         }

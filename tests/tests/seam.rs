@@ -157,6 +157,22 @@ async fn a_vacuous_answer_becomes_the_evidence_sentence_with_its_article() {
     assert!(!text.contains("有专门的"), "the echo is gone: {text}");
 }
 
+#[tokio::test]
+async fn an_answer_without_the_asked_duration_gets_the_evidence_sentence_markers_are_no_number() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // The number fell out of the model's sentence; only the source marker holds a digit.
+    let model = Arc::new(FakeModel::with([Reply::Text(
+        "离校未就业的高校毕业生可以领取求职创业补贴，离校后几个月内都行[1]。",
+    )]));
+    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let sid = session(&a).await;
+    let text = answer(&ask(&a, &sid, "高校毕业生离校多长时间内能领求职创业补贴？").await);
+    assert!(
+        text.contains("根据《山东省就业补贴办法》第五条：") && text.contains("离校2年内"),
+        "the sentence with the duration is added: {text}"
+    );
+}
+
 fn wage_kb(dense: f32) -> Arc<FakeKb> {
     Arc::new(FakeKb {
         passages: vec![FakeKb::passage(

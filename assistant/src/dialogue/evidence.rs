@@ -41,7 +41,7 @@ impl GateFigures {
     }
 }
 
-/// Everyday short forms and the words the documents use for them.
+/// Everyday short forms and words, and the words the documents use for them.
 const SHORT_FORMS: &[(&str, &str)] = &[
     ("社保", "社会保险"),
     ("医保", "医疗保险"),
@@ -51,6 +51,9 @@ const SHORT_FORMS: &[(&str, &str)] = &[
     ("低保", "最低生活保障"),
     ("欠薪", "拖欠工资"),
     ("退伍", "退役"),
+    ("续签", "续订"),
+    ("辞退", "解除劳动合同"),
+    ("开除", "解除劳动合同"),
 ];
 
 /// The question with the documents' words for its short forms added
@@ -139,22 +142,24 @@ impl Assistant {
         if !passed {
             return Ok(None);
         }
-        Ok(Some(
-            hybrid
-                .into_iter()
-                .enumerate()
-                .map(|(i, h)| Evidence {
-                    n: i + 1,
-                    doc_id: h.doc_id,
-                    title: h.title,
-                    doc_number: h.doc_number,
-                    section: h.section,
-                    article: h.article,
-                    text: h.text,
-                })
-                .collect(),
-        ))
+        Ok(Some(numbered(hybrid)))
     }
+}
+
+/// The passages as the model's evidence, numbered from 1 in their order.
+pub fn numbered(hits: Vec<PolicyHit>) -> Vec<Evidence> {
+    hits.into_iter()
+        .enumerate()
+        .map(|(i, h)| Evidence {
+            n: i + 1,
+            doc_id: h.doc_id,
+            title: h.title,
+            doc_number: h.doc_number,
+            section: h.section,
+            article: h.article,
+            text: h.text,
+        })
+        .collect()
 }
 
 /// Key terms shared with one evidence sentence that count as coverage whatever the question's
