@@ -69,6 +69,15 @@ pub fn run(
         let whole: String = ev.iter().map(|e| e.text.as_str()).collect();
         if explain.contains(&it.id) {
             println!("{} {}", it.id, it.question);
+            for e in &ev {
+                println!(
+                    "  [{}] 《{}》{}: {}…",
+                    e.n,
+                    e.title,
+                    e.section,
+                    e.text.chars().take(60).collect::<String>()
+                );
+            }
             for s in rank_sentences(&it.question, &ev).iter().take(6) {
                 println!("  {:.3} [{}] {}", s.score, s.n, s.text);
             }

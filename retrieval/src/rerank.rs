@@ -76,6 +76,30 @@ fn locality(question: &str, title: &str) -> f32 {
     }
 }
 
+/// Raised for a passage that states when its document takes effect ("本法自……起施行") when the
+/// question asks when it does: that article is a short line of the last chapter, and the
+/// document's name, which the question repeats, is in every passage of it.
+const EFFECTIVE_DATE: f32 = 0.3;
+
+/// Whether the question asks when a document takes (or took) effect.
+fn asks_effective_date(question: &str) -> bool {
+    const WHEN: &[&str] = &[
+        "什么时候",
+        "何时",
+        "哪天",
+        "哪一天",
+        "哪年",
+        "哪一年",
+        "几号",
+        "日期",
+        "啥时候",
+        "多会儿",
+        "时间",
+    ];
+    (question.contains("施行") || question.contains("生效"))
+        && WHEN.iter().any(|w| question.contains(w))
+}
+
 /// Weights of the reranker's parts (sum 1).
 const W_SENTENCE: f32 = 0.4;
 const W_PASSAGE: f32 = 0.3;
@@ -106,6 +130,7 @@ pub fn rerank(
             }
         }
     }
+    let when_effective = asks_effective_date(question);
     let max_prior = prior.values().copied().fold(f32::MIN_POSITIVE, f32::max);
     for h in &mut pool {
         let key = (h.doc_id.clone(), h.section.clone(), h.text.clone());
@@ -120,7 +145,12 @@ pub fn rerank(
             + W_PASSAGE * share(&q, &h.text)
             + W_TITLE * share(&q, &heading)
             + W_RANK * p
-            + locality(question, &h.title);
+            + locality(question, &h.title)
+            + if when_effective && (h.text.contains("起施行") || h.text.contains("起生效")) {
+                EFFECTIVE_DATE
+            } else {
+                0.0
+            };
     }
     pool.sort_by(|a, b| b.score.total_cmp(&a.score));
     pool.truncate(k);
@@ -167,6 +197,30 @@ mod tests {
             locality("重度残疾人养老保险政府帮交吗？", &qingdao.title),
             0.0
         );
+    }
+
+    #[test]
+    fn a_question_about_the_effective_date_gets_the_article_that_states_it() {
+        let first = hit(
+            "law",
+            "中华人民共和国职业教育法",
+            "第一条 为了推动职业教育高质量发展，提高劳动者素质和技术技能水平，制定本法。",
+        );
+        let last = hit(
+            "law",
+            "中华人民共和国职业教育法",
+            "第六十八条 境外的组织和个人在境内举办职业学校，适用本法。第六十九条 本法自2022年5月1日起施行。",
+        );
+        let out = rerank(
+            "职业教育法是什么时候开始施行的？",
+            vec![first.clone(), last.clone()],
+            vec![first.clone()],
+            1,
+        );
+        assert!(out[0].text.contains("起施行"), "{out:?}");
+        // Only a question about when: 施行 alone ("怎么施行") changes nothing.
+        assert!(!asks_effective_date("职业教育法怎么施行？"));
+        assert!(asks_effective_date("社会保险法哪年生效的？"));
     }
 
     #[test]

@@ -279,8 +279,15 @@ fn is_heading(s: &str) -> bool {
 /// A name is a run of at least 4 characters that ends the title (after its country or
 /// province prefix), or any run of 6 or more shared with the title.
 pub fn without_document_names(question: &str, evidence: &[Evidence]) -> String {
+    document_names(question, evidence).0
+}
+
+/// [`without_document_names`], and the titles the question names.
+fn document_names<'e>(question: &str, evidence: &'e [Evidence]) -> (String, Vec<&'e str>) {
     let mut q = question.to_string();
+    let mut named = Vec::new();
     let mut titles: Vec<&str> = evidence.iter().map(|e| e.title.as_str()).collect();
+    titles.sort_unstable();
     titles.dedup();
     for title in titles {
         let t: Vec<char> = title.trim_start_matches("中华人民共和国").chars().collect();
@@ -300,6 +307,7 @@ pub fn without_document_names(question: &str, evidence: &[Evidence]) -> String {
         if let Some((len, start, end)) = best {
             let ends_title = end == t.len() || t[end..].iter().all(|c| "》〉）)".contains(*c));
             if len >= 6 || (len >= 4 && ends_title) {
+                named.push(title);
                 q = qc[..start]
                     .iter()
                     .chain(std::iter::once(&' '))
@@ -308,8 +316,12 @@ pub fn without_document_names(question: &str, evidence: &[Evidence]) -> String {
             }
         }
     }
-    q
+    (q, named)
 }
+
+/// Added to the sentences of a document the question names ("残疾人保障法什么时候开始施行？":
+/// the law's own 施行 article, not a city regulation's).
+const NAMED_DOCUMENT: f32 = 0.1;
 
 /// A term's weight is its inverse sentence frequency among the candidates to this power: above
 /// 1 the rare words count for more than the long shared phrases, whose many character pairs
@@ -343,9 +355,8 @@ pub struct Scored {
 /// retrieved passages and tell none apart, the rarer words ("提前", "死亡") point to the one
 /// that answers.
 pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
-    let q = key_terms(&super::evidence::with_document_words(
-        &without_document_names(question, evidence),
-    ));
+    let (unnamed, named) = document_names(question, evidence);
+    let q = key_terms(&super::evidence::with_document_words(&unnamed));
     let t = answer_type(question);
     let mut candidates = Vec::new();
     for (rank, e) in evidence.iter().enumerate() {
@@ -355,7 +366,12 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
                 continue;
             }
             let terms = key_terms(&s);
-            candidates.push((rank, e.n, index, s, terms));
+            let bonus = if named.contains(&e.title.as_str()) {
+                NAMED_DOCUMENT
+            } else {
+                0.0
+            };
+            candidates.push((rank, e.n, index, s, terms, bonus));
         }
     }
     let n = candidates.len() as f32;
@@ -367,7 +383,7 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
     let total: f32 = weights.iter().map(|(_, w)| w).sum();
     let mut out: Vec<Scored> = candidates
         .into_iter()
-        .map(|(rank, n, index, s, terms)| {
+        .map(|(rank, n, index, s, terms, bonus)| {
             let held: f32 = weights
                 .iter()
                 .filter(|(b, _)| terms.contains(b))
@@ -386,7 +402,7 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
                 n,
                 index,
                 text: s,
-                score: coverage * typed.0 + typed.1 - 0.01 * rank as f32,
+                score: coverage * typed.0 + typed.1 + bonus - 0.01 * rank as f32,
             }
         })
         .collect();
@@ -578,6 +594,21 @@ mod tests {
         assert!(!stripped.contains("社会保险法"), "{stripped}");
         let r = rank_sentences(q, &[e.clone()]);
         assert!(r[0].text.contains("2011年7月1日"), "{r:?}");
+        // The document the question names wins over another's sentence of the same kind.
+        let city = Evidence {
+            n: 1,
+            title: "青岛市残疾人保障条例".into(),
+            text: "第五十二条 本条例自2016年9月1日起施行。".into(),
+            ..e.clone()
+        };
+        let law = Evidence {
+            n: 2,
+            title: "中华人民共和国残疾人保障法".into(),
+            text: "第六十八条 本法自2008年7月1日起施行。".into(),
+            ..e.clone()
+        };
+        let r = rank_sentences("残疾人保障法什么时候开始施行？", &[city, law]);
+        assert!(r[0].text.contains("2008年7月1日"), "{r:?}");
         // A topic word shared with a title is no name of it: "残疾人" stays.
         e.title = "青岛市残疾人保障条例".into();
         assert_eq!(
