@@ -67,6 +67,7 @@ pub fn run(
         let (hits, _) = evidence::retrieve(kb, &it.question, cfg.evidence_k)?;
         let ev = evidence::numbered(hits);
         let whole: String = ev.iter().map(|e| e.text.as_str()).collect();
+        let ranked = rank_sentences(&it.question, &ev);
         if explain.contains(&it.id) {
             println!("{} {}", it.id, it.question);
             for e in &ev {
@@ -78,14 +79,12 @@ pub fn run(
                     e.text.chars().take(60).collect::<String>()
                 );
             }
-            for s in rank_sentences(&it.question, &ev).iter().take(6) {
+            for s in ranked.iter().take(6) {
                 println!("  {:.3} [{}] {}", s.score, s.n, s.text);
             }
         }
         let prompt = assistant::dialogue::build_prompt(&it.question, &ev, cfg.passage_chars);
-        let best_score = rank_sentences(&it.question, &ev)
-            .first()
-            .map_or(0.0, |s| s.score);
+        let best_score = ranked.first().map_or(0.0, |s| s.score);
         let extract = Verifier::new(ev, &it.question)
             .extract(&it.question, "")
             .unwrap_or_default();

@@ -325,8 +325,8 @@ const NAMED_DOCUMENT: f32 = 0.1;
 
 /// A term's weight is its inverse sentence frequency among the candidates to this power: above
 /// 1 the rare words count for more than the long shared phrases, whose many character pairs
-/// otherwise outweigh them (`leye-eval evidence`: power 1 → 0.807 of the facts in the extract,
-/// 1.5 → 0.818, 2 → 0.801).
+/// otherwise outweigh them (`leye-eval evidence` when it was chosen: power 1 → 0.807 of the
+/// facts in the extract, 1.5 → 0.818, 2 → 0.801).
 const IDF_POWER: f32 = 1.5;
 
 /// How much a sentence holding the kind of fact asked for gains over one that does not: a
@@ -391,8 +391,8 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
                 .sum();
             let coverage = if total > 0.0 { held / total } else { 0.0 };
             // The kind of fact asked for raises a sentence that is about the question; it
-            // does not lift one that only has a number ("……15日内书面报告" for "台账要保存
-            //几年").
+            // does not lift one that only has a number ("……15日内书面报告" for
+            // "台账要保存几年").
             let typed = if t != AnswerType::Other && has_answer_beyond(t, &s, question) {
                 TYPED_GAIN
             } else {
