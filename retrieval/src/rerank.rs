@@ -100,6 +100,15 @@ fn asks_effective_date(question: &str) -> bool {
         && WHEN.iter().any(|w| question.contains(w))
 }
 
+/// Whether the question names the document: most of the title's key terms (without the
+/// country's name, which every national law carries) are among the question's. Only the
+/// named document's 施行 article is raised; every law has one, and raising them all would
+/// push the named law's other passages out.
+fn names_title(q: &HashSet<(char, char)>, title: &str) -> bool {
+    let t = key_terms(title.trim_start_matches("中华人民共和国"));
+    !t.is_empty() && t.iter().filter(|b| q.contains(b)).count() * 2 >= t.len()
+}
+
 /// Weights of the reranker's parts (sum 1).
 const W_SENTENCE: f32 = 0.4;
 const W_PASSAGE: f32 = 0.3;
@@ -146,7 +155,10 @@ pub fn rerank(
             + W_TITLE * share(&q, &heading)
             + W_RANK * p
             + locality(question, &h.title)
-            + if when_effective && (h.text.contains("起施行") || h.text.contains("起生效")) {
+            + if when_effective
+                && names_title(&q, &h.title)
+                && (h.text.contains("起施行") || h.text.contains("起生效"))
+            {
                 EFFECTIVE_DATE
             } else {
                 0.0
@@ -218,6 +230,19 @@ mod tests {
             1,
         );
         assert!(out[0].text.contains("起施行"), "{out:?}");
+        // Another law's 施行 article is not raised: the question names this one.
+        let other = hit(
+            "other",
+            "中华人民共和国社会保险法",
+            "第九十八条 本法自2011年7月1日起施行。",
+        );
+        let out = rerank(
+            "职业教育法是什么时候开始施行的？",
+            vec![first.clone(), other, last.clone()],
+            vec![first.clone()],
+            2,
+        );
+        assert!(out.iter().all(|h| h.doc_id == "law"), "{out:?}");
         // Only a question about when: 施行 alone ("怎么施行") changes nothing.
         assert!(!asks_effective_date("职业教育法怎么施行？"));
         assert!(asks_effective_date("社会保险法哪年生效的？"));
