@@ -48,11 +48,9 @@ pub fn run(
     let mut rows = Vec::new();
     for it in items.iter().filter(|i| i.covered) {
         let all = |text: &str| it.facts.iter().all(|f| has_fact(text, f));
-        let query = evidence::with_document_words(&it.question);
-        let pool = kb.search_policies(&assistant::retrieval::hybrid::PolicyQuery::new(
-            query.clone(),
-            DEPTHS[DEPTHS.len() - 1],
-        ))?;
+        // One reranked list: its first `evidence_k` are the evidence (the reranker scores the
+        // same candidates whatever the depth asked for).
+        let (mut pool, _) = evidence::retrieve(kb, &it.question, DEPTHS[DEPTHS.len() - 1])?;
         let in_pool = DEPTHS
             .iter()
             .map(|&d| {
@@ -64,8 +62,8 @@ pub fn run(
             .iter()
             .position(|h| Some(&h.doc_id) == it.doc_id.as_ref())
             .map(|p| p + 1);
-        let (hits, _) = evidence::retrieve(kb, &it.question, cfg.evidence_k)?;
-        let ev = evidence::numbered(hits);
+        pool.truncate(cfg.evidence_k);
+        let ev = evidence::numbered(pool);
         let whole: String = ev.iter().map(|e| e.text.as_str()).collect();
         let ranked = rank_sentences(&it.question, &ev);
         if explain.contains(&it.id) {

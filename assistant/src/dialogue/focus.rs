@@ -277,12 +277,8 @@ fn is_heading(s: &str) -> bool {
 /// 施行的？" → "是哪年开始施行的？"): the name tells which document, never which sentence, and
 /// its words match the document's metadata lines better than the article that answers.
 /// A name is a run of at least 4 characters that ends the title (after its country or
-/// province prefix), or any run of 6 or more shared with the title.
-pub fn without_document_names(question: &str, evidence: &[Evidence]) -> String {
-    document_names(question, evidence).0
-}
-
-/// [`without_document_names`], and the titles the question names.
+/// province prefix), or any run of 6 or more shared with the title. Also returns the titles
+/// the question names.
 fn document_names<'e>(question: &str, evidence: &'e [Evidence]) -> (String, Vec<&'e str>) {
     let mut q = question.to_string();
     let mut named = Vec::new();
@@ -590,7 +586,7 @@ mod tests {
         );
         e.title = "中华人民共和国社会保险法".into();
         let q = "社会保险法是哪年开始施行的？";
-        let stripped = without_document_names(q, std::slice::from_ref(&e));
+        let stripped = document_names(q, std::slice::from_ref(&e)).0;
         assert!(!stripped.contains("社会保险法"), "{stripped}");
         let r = rank_sentences(q, &[e.clone()]);
         assert!(r[0].text.contains("2011年7月1日"), "{r:?}");
@@ -612,15 +608,14 @@ mod tests {
         // A topic word shared with a title is no name of it: "残疾人" stays.
         e.title = "青岛市残疾人保障条例".into();
         assert_eq!(
-            without_document_names("残疾人就业保障金怎么交？", &[e.clone()]),
+            document_names("残疾人就业保障金怎么交？", &[e.clone()]).0,
             "残疾人就业保障金怎么交？"
         );
         // Six characters or more name the document wherever they stand.
         e.title = "济南市妇女权益保障若干规定".into();
-        assert!(
-            !without_document_names("济南妇女权益保障规定什么时候施行？", &[e])
-                .contains("妇女权益保障")
-        );
+        assert!(!document_names("济南妇女权益保障规定什么时候施行？", &[e])
+            .0
+            .contains("妇女权益保障"));
     }
 
     #[test]
