@@ -229,6 +229,10 @@ pub fn models_bench(cfg: &Config, args: &BenchArgs) -> anyhow::Result<()> {
                     ),
                     with(None, PrefillWeights::Int8),
                 ),
+                (
+                    "int8 kernels, Q5_0 kept in its blocks".into(),
+                    with(None, PrefillWeights::Int8Compact),
+                ),
             ];
         }
         println!(

@@ -1,7 +1,7 @@
 //! Times one product of our int8 kernels against candle's on an FFN-sized shape (4864×1024),
 //! with the weights in cache: the kernels' arithmetic speed.
 //!
-//!   cargo run --release -p models --example qgemm -- [PROMPT_ROWS]   # DT=q8|q5|q4k (q5)
+//!   cargo run --release -p models --example qgemm -- [PROMPT_ROWS]   # DT=q8|q5|q4k (q5), COMPACT=1
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use models::llm::qlinear::{matmul, Input, Kernel, Packed};
@@ -9,6 +9,8 @@ use std::time::Instant;
 
 fn main() {
     let (rows, cols) = (4864usize, 1024usize);
+    // COMPACT=1: Q5_0 kept in its blocks (`llm.load.prefill = "int8_compact"`).
+    let compact = std::env::var("COMPACT").is_ok_and(|v| v == "1");
     let args: Vec<String> = std::env::args().collect();
     let tokens: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(512);
     let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu).unwrap();
@@ -18,7 +20,7 @@ fn main() {
         _ => GgmlDType::Q5_0,
     };
     let q = QTensor::quantize(&w, dt).unwrap();
-    let p = Packed::from_qtensor(&q).unwrap().unwrap();
+    let p = Packed::from_qtensor(&q, compact).unwrap().unwrap();
     let x = Tensor::randn(0f32, 1.0, (tokens, cols), &Device::Cpu).unwrap();
     let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let macs = (rows * cols * tokens) as f64;

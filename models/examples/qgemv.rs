@@ -2,7 +2,7 @@
 //! pass) over more weights than the caches hold: what DRAM bandwidth our kernel reaches, next
 //! to candle's Q8_0 kernel, and what a pass for several rows costs against one.
 //!
-//!   ROWS=8 cargo run --release -p models --example qgemv
+//!   ROWS=8 [COMPACT=1] cargo run --release -p models --example qgemv
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use models::llm::qlinear::{matmul, Input, Kernel, Packed};
@@ -10,10 +10,12 @@ use std::time::Instant;
 
 fn main() {
     let (rows, cols, n) = (4864usize, 896usize, 24usize);
+    // COMPACT=1: Q5_0 kept in its blocks (`llm.load.prefill = "int8_compact"`).
+    let compact = std::env::var("COMPACT").is_ok_and(|v| v == "1");
     let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu).unwrap();
     let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
     let packed: Vec<Packed> = (0..n)
-        .map(|_| Packed::from_qtensor(&q).unwrap().unwrap())
+        .map(|_| Packed::from_qtensor(&q, compact).unwrap().unwrap())
         .collect();
     let batch: usize = std::env::var("ROWS")
         .ok()

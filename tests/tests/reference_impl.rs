@@ -87,6 +87,17 @@ fn decoder_matches_candle_quantized_qwen2() {
 /// may flip; such steps are skipped, not counted).
 #[test]
 fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
+    int8_against_the_reference(PrefillWeights::Int8);
+}
+
+/// The same with the model's Q5_0 weights kept in their blocks (`"int8_compact"`): decoding
+/// reads them directly, prefill unpacks them in groups of rows.
+#[test]
+fn int8_kernels_on_q5_0_blocks_match_the_reference_logits_and_greedy_tokens() {
+    int8_against_the_reference(PrefillWeights::Int8Compact);
+}
+
+fn int8_against_the_reference(prefill: PrefillWeights) {
     const EPS: f32 = 0.5;
     const STEPS: usize = 24;
     let path = tests::llm_path();
@@ -94,7 +105,7 @@ fn int8_kernels_match_the_reference_logits_and_greedy_tokens() {
     let mut ours = Llm::load(
         &path,
         &LoadOptions {
-            prefill: PrefillWeights::Int8,
+            prefill,
             ..Default::default()
         },
     )

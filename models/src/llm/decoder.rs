@@ -299,7 +299,7 @@ impl Decoder {
         // It only ever sees one row (the last position): with our kernels it runs on them
         // too (one packed format), otherwise on candle's quantized kernel.
         let output_mode = match prefill {
-            PrefillWeights::Int8 => PrefillWeights::Int8,
+            PrefillWeights::Int8 | PrefillWeights::Int8Compact => prefill,
             _ => PrefillWeights::Quantized,
         };
         let output = if ld.has("output.weight") {

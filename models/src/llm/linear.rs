@@ -29,6 +29,13 @@ pub enum PrefillWeights {
     /// at once served 11.7 turns/min against 8.4 (README, Speed).
     #[default]
     Int8,
+    /// Our kernels as [`Self::Int8`], with Q5_0 weights kept in the file's own blocks (22
+    /// bytes per 32 values instead of 36 unpacked): decoding reads them directly, prefill
+    /// unpacks a few hundred KiB of rows at a time. On the default model ~107 MB less
+    /// memory, at ~5 % slower decoding and ~7 % slower prefill on 2 cores (README, Speed) —
+    /// for small machines where memory is short, or many cores, where decoding is bound by
+    /// reading the weights.
+    Int8Compact,
     /// Use candle's quantized kernels for prefill too (least memory, slowest prefill).
     Quantized,
     /// Dequantize each weight to f32 when it is needed by a prefill pass, then drop it: fast
@@ -41,13 +48,18 @@ pub enum PrefillWeights {
 }
 
 impl PrefillWeights {
+    /// Whether the weights go through our int8 kernels.
+    pub fn is_int8(self) -> bool {
+        matches!(self, Self::Int8 | Self::Int8Compact)
+    }
+
     /// Rows from which dense weights pay off. Measured on the default model (2 cores, see the
     /// README): dense prefill runs ~199 tok/s against ~83 tok/s quantized, and dequantizing
     /// every weight costs ~0.65 s, so on-the-fly dequantization only wins from about 90 rows;
     /// a cached copy wins almost at once.
     pub fn dense_min_rows(self) -> usize {
         match self {
-            Self::Quantized | Self::Int8 => usize::MAX,
+            Self::Quantized | Self::Int8 | Self::Int8Compact => usize::MAX,
             Self::DequantizeOnTheFly => 96,
             Self::Cached => 16,
         }
@@ -90,8 +102,9 @@ impl Linear {
     ) -> Result<Self> {
         let is_float =
             |t: GgmlDType| matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
-        if prefill == PrefillWeights::Int8 && w.device().is_cpu() && !is_float(w.dtype()) {
-            if let Some(packed) = Packed::from_qtensor(&w)? {
+        if prefill.is_int8() && w.device().is_cpu() && !is_float(w.dtype()) {
+            let keep_q5_0 = prefill == PrefillWeights::Int8Compact;
+            if let Some(packed) = Packed::from_qtensor(&w, keep_q5_0)? {
                 return Ok(Self {
                     w: Weights::Int8 {
                         packed: std::sync::Arc::new(packed),

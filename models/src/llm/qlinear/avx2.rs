@@ -132,3 +132,180 @@ fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
     _mm_cvtss_f32(s)
 }
+
+/// Weight rows per pass when decoding from Q5_0 blocks.
+const Q5_RT: usize = 4;
+
+/// How far ahead of the block being read the next ones are fetched.
+const PREFETCH: usize = 512;
+
+/// One Q5_0 block's 32 raw 5-bit values (`0..=31`) as bytes: the nibbles spread to bytes,
+/// each byte's fifth bit set from the block's 32 high bits (llama.cpp's
+/// `bytes_from_bits_32`: byte `i` compares all-ones once every bit but bit `i` is forced).
+///
+/// # Safety
+/// `blk` must point at a whole block ([`pack::Q5_0_BYTES`](super::pack::Q5_0_BYTES) bytes).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn q5_0_values(blk: *const u8) -> __m256i {
+    // SAFETY: the block's bytes 2..22 are readable (caller).
+    let (qs, qh) = unsafe {
+        (
+            _mm_loadu_si128(blk.add(6) as *const __m128i),
+            (blk.add(2) as *const u32).read_unaligned(),
+        )
+    };
+    let low = _mm_set1_epi8(0x0F);
+    let nibbles = _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16(qs, 4), low),
+        _mm_and_si128(qs, low),
+    );
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(qh as i32),
+        _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0,
+        ),
+    );
+    let others = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    let set = _mm256_cmpeq_epi8(others, _mm256_set1_epi64x(-1));
+    _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}
+
+/// The block's scale `d` (an f16 in its first two bytes).
+///
+/// # Safety
+/// `blk` must point at a whole block.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn q5_0_scale(blk: *const u8) -> f32 {
+    // SAFETY: the block's first two bytes are readable (caller).
+    let bits = unsafe { (blk as *const u16).read_unaligned() };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// Rows `r0..r0 + n` of Q5_0 blocks unpacked to int8 values and block-major scales (the
+/// layout of [`Packed`] for `n` rows), for the prefill kernels.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `raw` must hold the rows; `q` and `scale` must have
+/// room for `n` rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn unpack_q5_0_rows(
+    raw: &[u8],
+    nb: usize,
+    r0: usize,
+    n: usize,
+    q: &mut [i8],
+    scale: &mut [f32],
+) {
+    debug_assert!(raw.len() >= (r0 + n) * nb * super::pack::Q5_0_BYTES);
+    debug_assert!(q.len() >= n * nb * BLOCK && scale.len() >= n * nb);
+    for r in 0..n {
+        for b in 0..nb {
+            // SAFETY: in bounds (asserted above for debug builds; the caller guarantees it).
+            unsafe {
+                let blk = raw.as_ptr().add(((r0 + r) * nb + b) * super::pack::Q5_0_BYTES);
+                _mm256_storeu_si256(
+                    q.as_mut_ptr().add((r * nb + b) * BLOCK) as *mut __m256i,
+                    q5_0_values(blk),
+                );
+                *scale.get_unchecked_mut(b * n + r) = q5_0_scale(blk);
+            }
+        }
+    }
+}
+
+/// Decoding products straight from Q5_0 blocks (a few input rows): each block is unpacked in
+/// registers and multiplied by every input row of the tile; the offset of 16 is subtracted
+/// per block as `16·d·(d_x·Σq_x)`, summed on the side.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; the ranges must be within `w` and `x`, and `raw` must
+/// be `w`'s blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gemv_q5_0(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    let rt = if tokens.len() == 1 { Q5_RT } else { 2 };
+    let raw = raw.as_ptr();
+    let (nb, offset) = (w.blocks(), w.offset);
+    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
+        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
+        unsafe {
+            match (rn, tn) {
+                (4, _) => q5_tile::<4, 1>(raw, nb, offset, x, r, t, o),
+                (3, _) => q5_tile::<3, 1>(raw, nb, offset, x, r, t, o),
+                (2, 4) => q5_tile::<2, 4>(raw, nb, offset, x, r, t, o),
+                (2, 3) => q5_tile::<2, 3>(raw, nb, offset, x, r, t, o),
+                (2, 2) => q5_tile::<2, 2>(raw, nb, offset, x, r, t, o),
+                (2, _) => q5_tile::<2, 1>(raw, nb, offset, x, r, t, o),
+                (_, 4) => q5_tile::<1, 4>(raw, nb, offset, x, r, t, o),
+                (_, 3) => q5_tile::<1, 3>(raw, nb, offset, x, r, t, o),
+                (_, 2) => q5_tile::<1, 2>(raw, nb, offset, x, r, t, o),
+                _ => q5_tile::<1, 1>(raw, nb, offset, x, r, t, o),
+            }
+        }
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
+unsafe fn q5_tile<const R: usize, const T: usize>(
+    raw: *const u8,
+    nb: usize,
+    offset: f32,
+    x: &Input,
+    r0: usize,
+    t0: usize,
+    o: Out,
+) {
+    let xq = x.q.as_ptr();
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut side = [[0f32; T]; R];
+    for b in 0..nb {
+        let mut u = [_mm256_setzero_si256(); R];
+        let mut d = [0f32; R];
+        for i in 0..R {
+            // SAFETY: row r0 + i < rows, block b < nb.
+            unsafe {
+                let blk = raw.add(((r0 + i) * nb + b) * super::pack::Q5_0_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+                u[i] = q5_0_values(blk);
+                d[i] = q5_0_scale(blk);
+            }
+        }
+        for j in 0..T {
+            let at = (t0 + j) * nb + b;
+            // SAFETY: input row t0 + j < tokens, block b < nb.
+            let (xv, dx, sx) = unsafe {
+                (
+                    _mm256_loadu_si256(xq.add(at * BLOCK) as *const __m256i),
+                    *x.d.get_unchecked(at),
+                    *x.sum.get_unchecked(at),
+                )
+            };
+            for i in 0..R {
+                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(u[i], xv), ones);
+                acc[i][j] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d[i] * dx), acc[i][j]);
+                side[i][j] += d[i] * sx;
+            }
+        }
+    }
+    for i in 0..R {
+        for j in 0..T {
+            // SAFETY: in bounds; this thread owns these rows.
+            unsafe { o.set(t0 + j, r0 + i, hsum(acc[i][j]) - offset * side[i][j]) };
+        }
+    }
+}

@@ -1,7 +1,10 @@
 //! Our own int8 matrix products for the quantized weights of a GGUF, on the CPU.
 //!
 //! Weights are packed once at load into int8 blocks of 32 values with a scale and a minimum —
-//! exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Each input row
+//! exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Q5_0 weights may instead stay
+//! in the file's 22-byte blocks (0.61 of the bytes; `llm.load.prefill = "int8_compact"`), read
+//! directly while decoding a few rows and unpacked to int8 a few hundred KiB of rows at a
+//! time for prefill. Each input row
 //! is quantized once per product to int8 blocks of 32 (`x ≈ d·q`, as llama.cpp does for its
 //! Q8_0 dot products), so one output is
 //!
@@ -10,7 +13,8 @@
 //! with integer dot products. Prefill multiplies a tile of weight rows by a tile of prompt
 //! rows in registers, so each weight block is read once per tile instead of once per row
 //! (candle's quantized matmul reads every weight block again for every prompt row); decoding
-//! (one row) runs the same kernel on one token. The kernel is chosen at run time from the CPU's
+//! (one row) runs the same kernel on one token, or for Q5_0 a kernel that unpacks each block
+//! in registers. The kernel is chosen at run time from the CPU's
 //! features — AVX-512 VNNI (`vpdpbusd`: 64 u8×i8 products summed in fours, two blocks per
 //! instruction), AVX2 (`vpmaddubsw` on unsigned weights, or on |w| and sign-adjusted x) or
 //! portable scalar code — so a generic build runs the same kernels as a `target-cpu=native`
@@ -34,7 +38,7 @@ pub use pack::{Packed, BLOCK};
 pub enum Kernel {
     /// Portable Rust.
     Scalar,
-    /// x86-64 AVX2 + FMA.
+    /// x86-64 AVX2 + FMA (+ F16C for the scales of Q5_0 blocks).
     Avx2,
     /// x86-64 AVX-512 F + BW + VNNI (`vpdpbusd`).
     Avx512Vnni,
@@ -52,6 +56,7 @@ impl Kernel {
             Kernel::Avx2 => {
                 std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Vnni => {
@@ -162,6 +167,14 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
+    /// The same buffer with row `r` as row 0 (for a product over a sub-matrix of rows).
+    fn starting_at_row(self, r: usize) -> Out {
+        Out {
+            ptr: self.ptr.wrapping_add(r),
+            ld: self.ld,
+        }
+    }
+
     /// # Safety
     /// `t * ld + r` must be in the buffer and written by this thread only.
     #[inline(always)]
@@ -178,6 +191,26 @@ const TOKEN_CHUNK: usize = 64;
 /// decode: 128×896 and 896×896 weights run faster alone).
 const SERIAL_BELOW: usize = 1 << 20;
 
+/// Input rows up to which Q5_0 weights are multiplied straight from their blocks (decoding,
+/// a batch of a few sequences); above, groups of rows are unpacked to int8 once and the
+/// register-tiled kernels run over all the input rows.
+const DIRECT_TOKENS: usize = 4;
+
+/// Rows are split between threads and unpacked in multiples of this (the tiles' rows).
+const ROW_STEP: usize = 8;
+
+/// Bytes of Q5_0 weight rows unpacked at a time for prefill (at least one group of rows): they
+/// stay in L2 while the prompt rows pass in chunks, as the packed rows of the other formats
+/// do. Fewer bytes pass the prompt rows more often (measured: 32 rows of 896 ran the default
+/// model's 512-token prefill ~10% slower than unpacked weights).
+const UNPACK_BYTES: usize = 256 << 10;
+
+thread_local! {
+    /// Each thread's unpacked rows, kept between products (256 KiB would otherwise be mapped
+    /// and unmapped, page faults included, for every product).
+    static UNPACKED: std::cell::RefCell<Packed> = std::cell::RefCell::new(Packed::scratch());
+}
+
 /// `x Wᵀ`: `[tokens, rows]`, row after row.
 pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
     assert_eq!(w.cols, x.cols, "matmul: widths differ");
@@ -189,43 +222,28 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
     // Rows split into one contiguous range per thread, in multiples of 8 (the tiles' rows).
     // A small product (the k/v projections while decoding) stays on the calling thread:
     // waking a pool thread costs more than its share of the work.
-    let work = w.q.len() * x.tokens;
+    let work = w.rows * w.cols * x.tokens;
     let threads = if work < SERIAL_BELOW {
         1
     } else {
         rayon::current_num_threads().max(1)
     };
-    let per = w.rows.div_ceil(threads).div_ceil(8) * 8;
+    let per = w.rows.div_ceil(threads).div_ceil(ROW_STEP) * ROW_STEP;
     let ranges: Vec<(usize, usize)> = (0..w.rows)
         .step_by(per.max(1))
         .map(|s| (s, (s + per).min(w.rows)))
         .collect();
-    let run = |(r0, r1): (usize, usize)| {
-        for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
-            let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
-            match kernel {
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 if kernel.supported() => {
-                    // SAFETY: AVX2 and FMA are present (checked above); ranges are in bounds.
-                    unsafe { avx2::gemm(w, x, r0..r1, t0..t1, o) }
-                }
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512Vnni if kernel.supported() => {
-                    // SAFETY: AVX-512 F/BW/VNNI are present (checked above); ranges in bounds.
-                    unsafe { avx512::gemm(w, x, r0..r1, t0..t1, o) };
-                    if !w.unsigned {
-                        // It took signed weights as `q + 128`.
-                        minimums(w, &w.scale, avx512::SIGNED_OFFSET, x, r0..r1, t0..t1, o);
-                    }
-                }
-                _ => scalar::gemm(w, x, r0..r1, t0..t1, o),
+    let run = |(r0, r1): (usize, usize)| match &w.q5_0 {
+        Some(raw) if x.tokens <= DIRECT_TOKENS => direct_q5_0(w, raw, x, r0..r1, kernel, o),
+        Some(_) => UNPACKED.with_borrow_mut(|rows| {
+            let step = (UNPACK_BYTES / w.cols / ROW_STEP).max(1) * ROW_STEP;
+            for g in (r0..r1).step_by(step) {
+                let n = (r1 - g).min(step);
+                unpack(w, g, n, rows, kernel);
+                int8(rows, x, 0..n, kernel, o.starting_at_row(g));
             }
-            match &w.min {
-                Some(min) => minimums(w, min, 1.0, x, r0..r1, t0..t1, o),
-                None if w.offset != 0.0 => minimums(w, &w.scale, w.offset, x, r0..r1, t0..t1, o),
-                None => {}
-            }
-        }
+        }),
+        None => int8(w, x, r0..r1, kernel, o),
     };
     if ranges.len() == 1 {
         run(ranges[0]);
@@ -238,6 +256,73 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
         });
     }
     out
+}
+
+/// Rows `rows` of an int8 matrix times every input row, into `o`.
+fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: Out) {
+    let (r0, r1) = (rows.start, rows.end);
+    for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
+        let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 if kernel.supported() => {
+                // SAFETY: AVX2 and FMA are present (checked above); ranges are in bounds.
+                unsafe { avx2::gemm(w, x, r0..r1, t0..t1, o) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Vnni if kernel.supported() => {
+                // SAFETY: AVX-512 F/BW/VNNI are present (checked above); ranges in bounds.
+                unsafe { avx512::gemm(w, x, r0..r1, t0..t1, o) };
+                if !w.unsigned {
+                    // It took signed weights as `q + 128`.
+                    minimums(w, &w.scale, avx512::SIGNED_OFFSET, x, r0..r1, t0..t1, o);
+                }
+            }
+            _ => scalar::gemm(w, x, r0..r1, t0..t1, o),
+        }
+        match &w.min {
+            Some(min) => minimums(w, min, 1.0, x, r0..r1, t0..t1, o),
+            None if w.offset != 0.0 => minimums(w, &w.scale, w.offset, x, r0..r1, t0..t1, o),
+            None => {}
+        }
+    }
+}
+
+/// Rows of a Q5_0 matrix times a few input rows, read from the blocks. The AVX2 kernel also
+/// serves AVX-512 machines (they all have AVX2): a decoding pass is bound by reading the
+/// weights, not by the multiply-adds.
+fn direct_q5_0(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: std::ops::Range<usize>,
+    kernel: Kernel,
+    o: Out,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
+        // SAFETY: AVX2, FMA and F16C are present (checked); ranges are in bounds.
+        unsafe { avx2::gemv_q5_0(w, raw, x, rows, 0..x.tokens, o) };
+        return;
+    }
+    let _ = kernel;
+    scalar::gemv_q5_0(w, raw, x, rows, 0..x.tokens, o)
+}
+
+/// Rows `r0..r0 + n` of `w` unpacked into `into` (SIMD for Q5_0 where the CPU has AVX2).
+fn unpack(w: &Packed, r0: usize, n: usize, into: &mut Packed, kernel: Kernel) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(raw) = &w.q5_0 {
+        if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
+            w.shape_rows(n, into);
+            // SAFETY: AVX2, FMA and F16C are present (checked); `into` was sized for n rows
+            // and rows r0..r0 + n are in `w`.
+            unsafe { avx2::unpack_q5_0_rows(raw, w.blocks(), r0, n, &mut into.q, &mut into.scale) };
+            return;
+        }
+    }
+    let _ = kernel;
+    w.unpack_rows(r0, n, into);
 }
 
 /// Walks `rows × tokens` in tiles of at most `rt` weight rows by `tt` input rows, row-tile

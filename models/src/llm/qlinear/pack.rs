@@ -1,5 +1,7 @@
 //! Weights as int8 blocks: every row is cut into blocks of 32 values `w = scale·q − min`, with
-//! `q` a signed byte. The GGUF block formats map onto this exactly where their blocks have one
+//! `q` a signed byte. Q5_0 weights may also be kept in the file's own blocks (22 bytes per 32
+//! values against 36 unpacked): decoding then reads them directly, prefill unpacks a few
+//! hundred KiB of rows at a time into int8 ([`Packed::unpack_rows`]). The GGUF block formats map onto this exactly where their blocks have one
 //! scale per 32 values (Q8_0: `q`; Q5_0: the raw 5-bit value with `min = 16·d`; Q4_K: each
 //! 32-value sub-block's 4-bit value with `scale = d·sc`, `min = dmin·m`); every other format (Q6_K's 16-value
 //! sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7 unsigned bits with a
@@ -33,6 +35,10 @@ pub struct Packed {
     pub min: Option<Vec<f32>>,
     /// Whether the values are the file's own (no re-quantization).
     pub exact: bool,
+    /// The file's Q5_0 blocks as they are (`f16 d`, 32 high bits, 16 bytes of nibbles; 22
+    /// bytes per block, row after row) when packed with `keep_q5_0` — `q` and `scale` are
+    /// then empty: 0.61 of the bytes of the unpacked form.
+    pub q5_0: Option<Vec<u8>>,
     /// Whether every `q` is in `0..=127`: the kernels then multiply unsigned weights by signed
     /// inputs directly (`vpmaddubsw`), without moving the signs over first. Q5_0 (its raw
     /// 5-bit values, `min = 16·d`), Q4_K and the re-quantized formats (7-bit unsigned with
@@ -46,8 +52,10 @@ impl Packed {
         self.cols / BLOCK
     }
 
-    /// Packs a 2-D weight; `None` when its width is not a multiple of 32.
-    pub fn from_qtensor(t: &QTensor) -> Result<Option<Self>> {
+    /// Packs a 2-D weight; `None` when its width is not a multiple of 32. With `keep_q5_0`,
+    /// Q5_0 weights keep the file's blocks ([`Packed::q5_0`]); otherwise every format is
+    /// unpacked to int8.
+    pub fn from_qtensor(t: &QTensor, keep_q5_0: bool) -> Result<Option<Self>> {
         let (rows, cols) = match t.shape().dims() {
             [r, c] => (*r, *c),
             _ => return Ok(None),
@@ -68,6 +76,7 @@ impl Packed {
             offset: 0.0,
             exact: true,
             unsigned: true,
+            q5_0: None,
         };
         match t.dtype() {
             GgmlDType::Q8_0 if bytes.len() == nb * 34 => {
@@ -79,21 +88,17 @@ impl Packed {
                     }
                 }
             }
-            GgmlDType::Q5_0 if bytes.len() == nb * 22 => {
+            GgmlDType::Q5_0 if bytes.len() == nb * Q5_0_BYTES => {
                 // w = d·(u − 16) = d·u − 16·d with the raw 5-bit u.
                 p.offset = 16.0;
-                for (b, blk) in bytes.chunks_exact(22).enumerate() {
-                    let d = half(blk, 0);
-                    p.scale[b] = d;
-                    let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
-                    let qs = &blk[6..22];
-                    let out = &mut p.q[b * BLOCK..(b + 1) * BLOCK];
-                    for j in 0..16 {
-                        let h0 = (((qh >> j) << 4) & 0x10) as u8;
-                        let h1 = ((qh >> (j + 12)) & 0x10) as u8;
-                        out[j] = ((qs[j] & 0x0F) | h0) as i8;
-                        out[j + 16] = ((qs[j] >> 4) | h1) as i8;
-                    }
+                if keep_q5_0 {
+                    p.q = Vec::new();
+                    p.scale = Vec::new();
+                    p.q5_0 = Some(bytes.to_vec());
+                    return Ok(Some(p));
+                }
+                for (b, blk) in bytes.chunks_exact(Q5_0_BYTES).enumerate() {
+                    p.scale[b] = unpack_q5_0(blk, &mut p.q[b * BLOCK..(b + 1) * BLOCK]);
                 }
             }
             GgmlDType::Q4K if bytes.len() == n / 256 * 144 => {
@@ -139,8 +144,74 @@ impl Packed {
         Ok(Some(p))
     }
 
+    /// An empty int8 matrix for [`Packed::unpack_rows`] to fill.
+    pub fn scratch() -> Packed {
+        Packed {
+            rows: 0,
+            cols: 0,
+            q: Vec::new(),
+            scale: Vec::new(),
+            offset: 0.0,
+            min: None,
+            exact: true,
+            unsigned: true,
+            q5_0: None,
+        }
+    }
+
+    /// Rows `r0..r0 + n` of a Q5_0 matrix unpacked into `into` as an int8 matrix of `n` rows
+    /// (the raw 5-bit values, `offset` 16); any other matrix is copied row-wise likewise.
+    pub fn unpack_rows(&self, r0: usize, n: usize, into: &mut Packed) {
+        let nb = self.blocks();
+        self.shape_rows(n, into);
+        for r in 0..n {
+            for b in 0..nb {
+                let dst = &mut into.q[(r * nb + b) * BLOCK..(r * nb + b + 1) * BLOCK];
+                match &self.q5_0 {
+                    Some(raw) => {
+                        let at = ((r0 + r) * nb + b) * Q5_0_BYTES;
+                        let blk = &raw[at..at + Q5_0_BYTES];
+                        into.scale[b * n + r] = unpack_q5_0(blk, dst);
+                    }
+                    None => {
+                        let src = ((r0 + r) * nb + b) * BLOCK;
+                        dst.copy_from_slice(&self.q[src..src + BLOCK]);
+                        into.scale[b * n + r] = self.scale[b * self.rows + r0 + r];
+                        if let (Some(m), Some(to)) = (&self.min, into.min.as_mut()) {
+                            to[b * n + r] = m[b * self.rows + r0 + r];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives `into` the shape and kind of `n` unpacked rows of this matrix (its buffers
+    /// resized, reusing their allocations).
+    pub(crate) fn shape_rows(&self, n: usize, into: &mut Packed) {
+        let nb = self.blocks();
+        into.rows = n;
+        into.cols = self.cols;
+        into.offset = self.offset;
+        into.exact = self.exact;
+        into.unsigned = self.unsigned;
+        into.q5_0 = None;
+        into.q.resize(n * self.cols, 0);
+        into.scale.resize(n * nb, 0.0);
+        match (&self.min, &mut into.min) {
+            (Some(_), Some(m)) => m.resize(n * nb, 0.0),
+            (Some(_), m) => *m = Some(vec![0.0; n * nb]),
+            (None, m) => *m = None,
+        }
+    }
+
     /// Dequantized values, row after row (tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
+        if self.q5_0.is_some() {
+            let mut unpacked = Packed::scratch();
+            self.unpack_rows(0, self.rows, &mut unpacked);
+            return unpacked.dequantize();
+        }
         let mut out = vec![0.0; self.rows * self.cols];
         let bpr = self.blocks();
         for (b, chunk) in out.chunks_exact_mut(BLOCK).enumerate() {
@@ -159,7 +230,10 @@ impl Packed {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.q.len() + 4 * self.scale.len() + self.min.as_ref().map_or(0, |m| 4 * m.len())
+        self.q.len()
+            + 4 * self.scale.len()
+            + self.min.as_ref().map_or(0, |m| 4 * m.len())
+            + self.q5_0.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -174,7 +248,25 @@ fn by_block(m: &[f32], rows: usize, bpr: usize) -> Vec<f32> {
     t
 }
 
-fn half(b: &[u8], at: usize) -> f32 {
+/// Bytes of one Q5_0 block: `f16 d`, the 32 fifth bits, 16 bytes of two nibbles each.
+pub const Q5_0_BYTES: usize = 22;
+
+/// One Q5_0 block's raw 5-bit values `u` (the value is `d·(u − 16)`) into `out`; returns `d`.
+/// Value `j < 16` is the low nibble of byte `j`, value `j + 16` its high nibble; bit `j` of
+/// the 32 high bits is value `j`'s fifth bit.
+pub fn unpack_q5_0(blk: &[u8], out: &mut [i8]) -> f32 {
+    let qh = u32::from_le_bytes([blk[2], blk[3], blk[4], blk[5]]);
+    let qs = &blk[6..22];
+    for j in 0..16 {
+        let h0 = (((qh >> j) << 4) & 0x10) as u8;
+        let h1 = ((qh >> (j + 12)) & 0x10) as u8;
+        out[j] = ((qs[j] & 0x0F) | h0) as i8;
+        out[j + 16] = ((qs[j] >> 4) | h1) as i8;
+    }
+    half(blk, 0)
+}
+
+pub(crate) fn half(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 

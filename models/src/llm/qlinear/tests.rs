@@ -61,7 +61,7 @@ const EXACT: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q5_0, GgmlDType::Q4K]
 fn packing_keeps_the_files_values() {
     for dtype in EXACT {
         let q = weight(19, 512, dtype, 1);
-        let p = Packed::from_qtensor(&q).expect("pack").expect("packable");
+        let p = Packed::from_qtensor(&q, false).expect("pack").expect("packable");
         assert!(p.exact, "{dtype:?}");
         let want = q
             .dequantize(&Device::Cpu)
@@ -70,7 +70,16 @@ fn packing_keeps_the_files_values() {
             .expect("flat")
             .to_vec1::<f32>()
             .expect("vec");
-        let got = p.dequantize();
+        let mut got = p.dequantize();
+        if dtype == GgmlDType::Q5_0 {
+            // Kept in the file's blocks: 22 bytes per 32 values, nothing unpacked beside them,
+            // and the same values.
+            let c = Packed::from_qtensor(&q, true).expect("pack").expect("packable");
+            assert!(c.q5_0.is_some() && c.q.is_empty());
+            assert_eq!(c.bytes(), 19 * 512 / 32 * 22);
+            assert_eq!(c.dequantize(), got);
+            got = c.dequantize();
+        }
         let worst = got
             .iter()
             .zip(&want)
@@ -80,7 +89,7 @@ fn packing_keeps_the_files_values() {
     }
     // Q6_K (16-value sub-blocks) goes through 8 bits per 32: close, not exact.
     let q = weight(19, 512, GgmlDType::Q6K, 2);
-    let p = Packed::from_qtensor(&q).expect("pack").expect("packable");
+    let p = Packed::from_qtensor(&q, false).expect("pack").expect("packable");
     assert!(!p.exact);
     let want: Vec<f64> = q
         .dequantize(&Device::Cpu)
@@ -100,7 +109,7 @@ fn packing_keeps_the_files_values() {
         GgmlDType::F32,
     )
     .expect("q");
-    assert!(Packed::from_qtensor(&odd).expect("pack").is_none());
+    assert!(Packed::from_qtensor(&odd, true).expect("pack").is_none());
 }
 
 fn check_kernel(kernel: Kernel) {
@@ -108,21 +117,29 @@ fn check_kernel(kernel: Kernel) {
         kernel.supported(),
         "{kernel:?} compiled in but not supported"
     );
-    for (dtype, cols) in [
-        (GgmlDType::Q8_0, 96),
-        (GgmlDType::Q5_0, 96),
-        (GgmlDType::Q5_0, 160),
-        (GgmlDType::Q4K, 512),
-        (GgmlDType::Q6K, 256),
+    // Q5_0 both unpacked and kept in its blocks (`keep_q5_0`).
+    for (dtype, cols, keep_q5_0) in [
+        (GgmlDType::Q8_0, 96, false),
+        (GgmlDType::Q5_0, 96, false),
+        (GgmlDType::Q5_0, 96, true),
+        (GgmlDType::Q5_0, 160, true),
+        // Wide enough that prefill unpacks a thread's rows in groups (8 rows of 32768; a
+        // thread's rows are 24 with 2 threads, 16 with 4).
+        (GgmlDType::Q5_0, 32768, true),
+        (GgmlDType::Q4K, 512, false),
+        (GgmlDType::Q6K, 256, false),
     ] {
         let rows = 37;
-        let p = Packed::from_qtensor(&weight(rows, cols, dtype, 3))
+        let p = Packed::from_qtensor(&weight(rows, cols, dtype, 3), keep_q5_0)
             .expect("pack")
             .expect("packable");
+        assert_eq!(p.q5_0.is_some(), keep_q5_0);
         // Both of the kernels' paths: signed weights (Q8_0) and unsigned ones (the rest).
         assert_eq!(p.unsigned, dtype != GgmlDType::Q8_0, "{dtype:?}");
         let wf = p.dequantize();
-        for tokens in [1, 3, 67] {
+        // Q5_0 in its blocks goes straight from them up to DIRECT_TOKENS input rows (1, 3)
+        // and through unpacked groups of rows above (5, 67).
+        for tokens in [1, 3, 5, 67] {
             let xf = random(tokens * cols, 4 + tokens as u64);
             let x = Input::quantize(&xf, cols);
             let got = matmul(&p, &x, kernel);
