@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{Block, Document};
 
+/// The chunking rules' version: part of the hash an index stores per document, so documents
+/// indexed under older rules are chunked again on the next ingest. 2: list items stay with
+/// the sentence that introduces them; 3: and join its chunk while it has room.
+pub const VERSION: u32 = 3;
+
 /// Chunk size settings, in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -128,6 +133,8 @@ fn title_of(text: &str) -> String {
 }
 
 struct Unit {
+    /// An item of a list: it joins its list's chunk while that has room, whatever its size.
+    item: bool,
     path: Vec<String>,
     article: Option<String>,
     start: usize,
@@ -148,6 +155,9 @@ pub fn chunk(doc: &Document, cfg: &ChunkConfig) -> Vec<Chunk> {
     let mut units: Vec<Unit> = Vec::new();
     let mut path: Vec<(u8, String)> = Vec::new();
     let mut article: Option<String> = None;
+    // Whether the last non-empty paragraph introduced a list ("应当具备下列条件：") or was an
+    // item of one.
+    let mut in_list = false;
     let mut offset = 0;
     for block in &doc.blocks {
         let text = block.text();
@@ -162,8 +172,17 @@ pub fn chunk(doc: &Document, cfg: &ChunkConfig) -> Vec<Chunk> {
             Block::Heading { level, .. } => Some(*level),
             _ => None,
         };
+        // （一） inside an article, or after a line ending in a colon, is an item of a list
+        // ("设立职业中介机构应当具备下列条件：（一）有明确的章程…"), not a section: as a section
+        // it cut the items away from the sentence that says what they are, so a question
+        // about the conditions found the lead sentence without them.
+        let list_item =
+            matches!(found, Some(Marker::Section(4))) && (article.is_some() || in_list);
+        if !trimmed.is_empty() {
+            in_list = list_item || trimmed.ends_with(['：', ':']);
+        }
         match (&found, heading_level) {
-            (Some(Marker::Section(level)), _) if *level <= 4 => {
+            (Some(Marker::Section(level)), _) if *level <= 4 && !list_item => {
                 path.retain(|(l, _)| l < level);
                 path.push((*level, title_of(trimmed)));
                 article = None;
@@ -186,6 +205,7 @@ pub fn chunk(doc: &Document, cfg: &ChunkConfig) -> Vec<Chunk> {
             _ => None,
         };
         units.push(Unit {
+            item: list_item,
             path: path.iter().map(|(_, t)| t.clone()).collect(),
             article: article.clone(),
             start,
@@ -214,7 +234,7 @@ pub fn chunk(doc: &Document, cfg: &ChunkConfig) -> Vec<Chunk> {
             Some((s, _, p, _)) => {
                 *p == u.path
                     && flat[*s..u.end].chars().count() <= cfg.max_chars
-                    && flat[*s..u.start].chars().count() < cfg.min_chars
+                    && (u.item || flat[*s..u.start].chars().count() < cfg.min_chars)
             }
             None => false,
         };
@@ -459,6 +479,48 @@ mod tests {
             Some("第十二条至第十三条"),
             "short articles pack, labelled as a range"
         );
+    }
+
+    #[test]
+    fn list_items_stay_with_the_sentence_that_introduces_them() {
+        let d = doc(vec![
+            Block::Paragraph("第四章 就业服务和管理".into()),
+            Block::Paragraph("第四十条 设立职业中介机构应当具备下列条件：".into()),
+            Block::Paragraph("（一）有明确的章程和管理制度；".into()),
+            Block::Paragraph("（二）有开展业务必备的固定场所、办公设施和一定数额的开办资金；".into()),
+            Block::Paragraph("（三）法律、法规规定的其他条件。".into()),
+            Block::Paragraph("第四十一条 职业中介机构不得有下列行为：".into()),
+            Block::Paragraph("（一）提供虚假就业信息；".into()),
+            // Without articles: a list after a colon is a list too.
+            Block::Paragraph("五、申请材料".into()),
+            Block::Paragraph("申请时需提交以下材料：".into()),
+            Block::Paragraph("（一）身份证；".into()),
+            Block::Paragraph("（二）毕业证书。".into()),
+        ]);
+        let c = chunk(&d, &ChunkConfig::default());
+        let lead = c
+            .iter()
+            .find(|c| c.text.contains("下列条件"))
+            .expect("chunk");
+        assert!(lead.text.contains("章程") && lead.text.contains("固定场所"));
+        assert_eq!(lead.section(), "第四章 就业服务和管理");
+        assert!(c.iter().all(|c| !c.section().contains("（")), "{c:#?}");
+        // Items join their list's chunk even when it already has its minimum size.
+        let long = "第四十二条 职业中介机构应当建立健全服务台账，如实记录服务对象、服务过程、服务结果和收费情况等，并接受劳动行政部门的监督检查。".repeat(4)
+            + "职业中介机构不得以欺诈手段招用劳动者或者向劳动者收取押金。";
+        let d2 = doc(vec![
+            Block::Paragraph(long),
+            Block::Paragraph("第四十三条 职业中介机构应当在服务场所明示下列事项：".into()),
+            Block::Paragraph("（一）营业执照；".into()),
+            Block::Paragraph("（二）收费标准；".into()),
+            Block::Paragraph("（三）监督电话。".into()),
+        ]);
+        let c2 = chunk(&d2, &ChunkConfig::default());
+        let shown = c2.iter().find(|c| c.text.contains("明示下列事项")).expect("chunk");
+        assert!(shown.text.contains("监督电话"), "{c2:#?}");
+        let materials = c.iter().find(|c| c.text.contains("以下材料")).expect("chunk");
+        assert!(materials.text.contains("毕业证书"));
+        assert_eq!(materials.section(), "第四章 就业服务和管理 > 五、申请材料");
     }
 
     #[test]

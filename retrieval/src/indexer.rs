@@ -126,7 +126,12 @@ impl Indexer<'_> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Outcome> {
         let cfg = serde_json::to_string(&self.chunking).unwrap_or_default();
-        let hash = hex_hash(&format!("{}|{cfg}", doc.content_hash()));
+        // The rules that cut the chunks count as much as their sizes.
+        let hash = hex_hash(&format!(
+            "{}|{cfg}|chunking {}",
+            doc.content_hash(),
+            knowledge::chunking::VERSION
+        ));
         let old = self.stored_hash(POLICY_CHUNKS, "doc_id", doc_id)?;
         if old.as_deref() == Some(hash.as_str()) {
             return Ok(Outcome::Unchanged);

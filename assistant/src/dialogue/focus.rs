@@ -406,6 +406,43 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
     out
 }
 
+/// `sentence` of `text` followed by the items of the list it introduces, when it introduces
+/// one ("……下列条件：（一）……；（二）……"); the sentence alone otherwise.
+pub fn with_list_items(text: &str, sentence: &str) -> String {
+    let sentences: Vec<String> = split_sentences(text)
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let mut out = sentence.to_string();
+    if let Some(i) = sentences.iter().position(|s| s == sentence.trim()) {
+        for j in list_items_after(&sentences, i) {
+            out.push_str(&sentences[j]);
+        }
+    }
+    out
+}
+
+/// The items of the list sentence `i` introduces ("……下列条件：" then "（一）…", "(2)…",
+/// "3.…"), by index; none when it introduces none.
+fn list_items_after(sentences: &[String], i: usize) -> Vec<usize> {
+    use knowledge::chunking::{marker, Marker};
+    let mut items = Vec::new();
+    if !sentences.get(i).is_some_and(|s| s.ends_with(['：', ':'])) {
+        return items;
+    }
+    for (j, s) in sentences.iter().enumerate().skip(i + 1) {
+        // (A line break after "；" splits off an empty piece.)
+        if s.is_empty() {
+            continue;
+        }
+        if !matches!(marker(s), Some(Marker::Section(level)) if level >= 4) {
+            break;
+        }
+        items.push(j);
+    }
+    items
+}
+
 /// The passage cut down to the sentences that answer and their neighbours, in passage order,
 /// within `max_chars`; the passage's start when none scores.
 pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
@@ -417,7 +454,14 @@ pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
     let mut keep: Vec<usize> = Vec::new();
     let mut used = 0;
     for s in ranked.iter().filter(|s| s.score > 0.0) {
-        for i in [s.index, s.index + 1, s.index.wrapping_sub(1)] {
+        // A sentence that introduces a list ("应当具备下列条件：") brings its items before any
+        // neighbour: they are what it says, and they rarely share the question's words
+        // ("章程", "固定场所").
+        let items = list_items_after(&sentences, s.index);
+        let order = std::iter::once(s.index)
+            .chain(items)
+            .chain([s.index + 1, s.index.wrapping_sub(1)]);
+        for i in order {
             let Some(text) = sentences.get(i) else {
                 continue;
             };
@@ -442,7 +486,8 @@ pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
     let mut out = String::new();
     let mut last = None;
     for i in keep {
-        if last.is_some_and(|l: usize| l + 1 != i) {
+        // Only text left out is marked, not the empty pieces between two kept sentences.
+        if last.is_some_and(|l: usize| (l + 1..i).any(|k| !sentences[k].is_empty())) {
             out.push('…');
         }
         out.push_str(&sentences[i]);
@@ -641,6 +686,18 @@ mod tests {
             AnswerType::Consequence,
             "由劳动行政部门责令限期退还，并处以罚款。"
         ));
+    }
+
+    #[test]
+    fn a_sentence_introducing_a_list_brings_its_items() {
+        let e = ev(
+            1,
+            "第三十九条 国家鼓励职业中介机构发展。\n第四十条 设立职业中介机构应当具备下列条件：\n（一）有明确的章程和管理制度；\n（二）有开展业务必备的固定场所、办公设施和一定数额的开办资金；\n（三）有一定数量具备相应职业资格的专职工作人员；\n（四）法律、法规规定的其他条件。\n第四十一条 设立职业中介机构应当在工商行政管理部门办理登记。\n第四十二条 职业中介机构应当建立健全服务台账。",
+        );
+        let f = focus_passage("开一家职业中介机构要具备哪些条件？", &e, 200);
+        assert!(f.contains("下列条件"), "{f}");
+        assert!(f.contains("章程") && f.contains("固定场所") && f.contains("其他条件"), "{f}");
+        assert!(f.contains("下列条件：（一）有明确的章程和管理制度；（二）"), "{f}");
     }
 
     #[test]

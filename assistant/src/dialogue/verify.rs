@@ -350,6 +350,8 @@ impl Verifier {
         // A clause ("……的，期限最长为十二个月；") is read with the rest of its sentence, whose
         // other clauses hold the cases next to it (满五年, 十年以上), when that stays short.
         let sentence = whole_sentence(&e.text, &best.text, EXTRACT_CHARS);
+        // A sentence that introduces a list is read with its items (what was asked for).
+        let sentence = super::focus::with_list_items(&e.text, &sentence);
         // The article the sentence opens with names the place better than the chunk's range.
         let (article, sentence) = split_article(&sentence);
         let place = match (article, &e.article) {
@@ -482,6 +484,21 @@ mod tests {
             x.starts_with("根据《关于做好就业服务的通知》第五章 法律责任：（六）"),
             "{x}"
         );
+    }
+
+    #[test]
+    fn an_extract_that_introduces_a_list_brings_its_items() {
+        let mut e = ev();
+        e[0].section = "第四章 就业服务和管理".into();
+        e[0].article = Some("第三十九条至第四十条".into());
+        e[0].text = "第三十九条 国家鼓励社会各方面依法开展就业服务活动。\n第四十条 设立职业中介机构应当具备下列条件：\n（一）有明确的章程和管理制度；\n（二）有开展业务必备的固定场所；\n（三）法律、法规规定的其他条件。".into();
+        let q = "开职业中介机构要具备哪些条件？";
+        let x = Verifier::new(e.to_vec(), q).extract(q, "").unwrap_or_default();
+        assert!(
+            x.contains("第四十条：设立职业中介机构应当具备下列条件：（一）有明确的章程和管理制度；（二）"),
+            "{x}"
+        );
+        assert!(x.contains("其他条件"), "{x}");
     }
 
     #[test]
