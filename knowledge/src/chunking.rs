@@ -2,7 +2,9 @@
 //!
 //! Documents are cut along their own hierarchy: 第X章 / 第X节 / 一、 / （一） build the section
 //! path (`二、打造重点群体就业创业服务平台 > （三）打造灵活就业人员就业创业服务平台`), 第X条
-//! gives the article number, and 1. / (1) items are preferred cut points. A chunk never mixes
+//! gives the article number, and 1. / (1) items are preferred cut points. （一） inside an
+//! article or after a line ending in a colon is an item of a list, not a section: items stay
+//! in the chunk of the sentence that introduces them. A chunk never mixes
 //! two sections; short neighbouring paragraphs (or articles) of one section are packed together
 //! up to the target size, long ones are cut at sentence ends (。！？；) with a small overlap, and
 //! tables stay whole, or are split by rows with the header repeated.
@@ -176,8 +178,7 @@ pub fn chunk(doc: &Document, cfg: &ChunkConfig) -> Vec<Chunk> {
         // ("设立职业中介机构应当具备下列条件：（一）有明确的章程…"), not a section: as a section
         // it cut the items away from the sentence that says what they are, so a question
         // about the conditions found the lead sentence without them.
-        let list_item =
-            matches!(found, Some(Marker::Section(4))) && (article.is_some() || in_list);
+        let list_item = matches!(found, Some(Marker::Section(4))) && (article.is_some() || in_list);
         if !trimmed.is_empty() {
             in_list = list_item || trimmed.ends_with(['：', ':']);
         }
@@ -487,7 +488,9 @@ mod tests {
             Block::Paragraph("第四章 就业服务和管理".into()),
             Block::Paragraph("第四十条 设立职业中介机构应当具备下列条件：".into()),
             Block::Paragraph("（一）有明确的章程和管理制度；".into()),
-            Block::Paragraph("（二）有开展业务必备的固定场所、办公设施和一定数额的开办资金；".into()),
+            Block::Paragraph(
+                "（二）有开展业务必备的固定场所、办公设施和一定数额的开办资金；".into(),
+            ),
             Block::Paragraph("（三）法律、法规规定的其他条件。".into()),
             Block::Paragraph("第四十一条 职业中介机构不得有下列行为：".into()),
             Block::Paragraph("（一）提供虚假就业信息；".into()),
@@ -516,9 +519,15 @@ mod tests {
             Block::Paragraph("（三）监督电话。".into()),
         ]);
         let c2 = chunk(&d2, &ChunkConfig::default());
-        let shown = c2.iter().find(|c| c.text.contains("明示下列事项")).expect("chunk");
+        let shown = c2
+            .iter()
+            .find(|c| c.text.contains("明示下列事项"))
+            .expect("chunk");
         assert!(shown.text.contains("监督电话"), "{c2:#?}");
-        let materials = c.iter().find(|c| c.text.contains("以下材料")).expect("chunk");
+        let materials = c
+            .iter()
+            .find(|c| c.text.contains("以下材料"))
+            .expect("chunk");
         assert!(materials.text.contains("毕业证书"));
         assert_eq!(materials.section(), "第四章 就业服务和管理 > 五、申请材料");
     }

@@ -696,8 +696,14 @@ mod tests {
         );
         let f = focus_passage("开一家职业中介机构要具备哪些条件？", &e, 200);
         assert!(f.contains("下列条件"), "{f}");
-        assert!(f.contains("章程") && f.contains("固定场所") && f.contains("其他条件"), "{f}");
-        assert!(f.contains("下列条件：（一）有明确的章程和管理制度；（二）"), "{f}");
+        assert!(
+            f.contains("章程") && f.contains("固定场所") && f.contains("其他条件"),
+            "{f}"
+        );
+        assert!(
+            f.contains("下列条件：（一）有明确的章程和管理制度；（二）"),
+            "{f}"
+        );
     }
 
     #[test]

@@ -493,9 +493,13 @@ mod tests {
         e[0].article = Some("第三十九条至第四十条".into());
         e[0].text = "第三十九条 国家鼓励社会各方面依法开展就业服务活动。\n第四十条 设立职业中介机构应当具备下列条件：\n（一）有明确的章程和管理制度；\n（二）有开展业务必备的固定场所；\n（三）法律、法规规定的其他条件。".into();
         let q = "开职业中介机构要具备哪些条件？";
-        let x = Verifier::new(e.to_vec(), q).extract(q, "").unwrap_or_default();
+        let x = Verifier::new(e.to_vec(), q)
+            .extract(q, "")
+            .unwrap_or_default();
         assert!(
-            x.contains("第四十条：设立职业中介机构应当具备下列条件：（一）有明确的章程和管理制度；（二）"),
+            x.contains(
+                "第四十条：设立职业中介机构应当具备下列条件：（一）有明确的章程和管理制度；（二）"
+            ),
             "{x}"
         );
         assert!(x.contains("其他条件"), "{x}");

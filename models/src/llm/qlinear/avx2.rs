@@ -207,7 +207,9 @@ pub(super) unsafe fn unpack_q5_0_rows(
         for b in 0..nb {
             // SAFETY: in bounds (asserted above for debug builds; the caller guarantees it).
             unsafe {
-                let blk = raw.as_ptr().add(((r0 + r) * nb + b) * super::pack::Q5_0_BYTES);
+                let blk = raw
+                    .as_ptr()
+                    .add(((r0 + r) * nb + b) * super::pack::Q5_0_BYTES);
                 _mm256_storeu_si256(
                     q.as_mut_ptr().add((r * nb + b) * BLOCK) as *mut __m256i,
                     q5_0_values(blk),

@@ -61,7 +61,9 @@ const EXACT: [GgmlDType; 3] = [GgmlDType::Q8_0, GgmlDType::Q5_0, GgmlDType::Q4K]
 fn packing_keeps_the_files_values() {
     for dtype in EXACT {
         let q = weight(19, 512, dtype, 1);
-        let p = Packed::from_qtensor(&q, false).expect("pack").expect("packable");
+        let p = Packed::from_qtensor(&q, false)
+            .expect("pack")
+            .expect("packable");
         assert!(p.exact, "{dtype:?}");
         let want = q
             .dequantize(&Device::Cpu)
@@ -74,7 +76,9 @@ fn packing_keeps_the_files_values() {
         if dtype == GgmlDType::Q5_0 {
             // Kept in the file's blocks: 22 bytes per 32 values, nothing unpacked beside them,
             // and the same values.
-            let c = Packed::from_qtensor(&q, true).expect("pack").expect("packable");
+            let c = Packed::from_qtensor(&q, true)
+                .expect("pack")
+                .expect("packable");
             assert!(c.q5_0.is_some() && c.q.is_empty());
             assert_eq!(c.bytes(), 19 * 512 / 32 * 22);
             assert_eq!(c.dequantize(), got);
@@ -89,7 +93,9 @@ fn packing_keeps_the_files_values() {
     }
     // Q6_K (16-value sub-blocks) goes through 8 bits per 32: close, not exact.
     let q = weight(19, 512, GgmlDType::Q6K, 2);
-    let p = Packed::from_qtensor(&q, false).expect("pack").expect("packable");
+    let p = Packed::from_qtensor(&q, false)
+        .expect("pack")
+        .expect("packable");
     assert!(!p.exact);
     let want: Vec<f64> = q
         .dequantize(&Device::Cpu)
