@@ -120,6 +120,9 @@ pub enum Reply {
     /// Streams this text after the delay (a slow answer, driven by the test, not by a real
     /// model's speed).
     Slow(Duration, &'static str),
+    /// Streams this text and ends on the token limit (`FinishReason::Length`), as a model
+    /// cut off mid-sentence does.
+    CutOff(&'static str),
 }
 
 /// A model that answers from a script and remembers every request.
@@ -150,10 +153,14 @@ impl FakeModel {
 }
 
 fn stats() -> GenerationStats {
+    stats_ending(FinishReason::Stop)
+}
+
+fn stats_ending(finish: FinishReason) -> GenerationStats {
     GenerationStats {
         prompt_tokens: 1,
         completion_tokens: 1,
-        finish: FinishReason::Stop,
+        finish,
         prefill: Duration::ZERO,
         time_to_first_token: Duration::ZERO,
         total: Duration::ZERO,
@@ -179,12 +186,16 @@ impl Generate for FakeModel {
         let (tx, rx) = mpsc::unbounded_channel();
         match reply {
             Reply::Busy => return Err(models::Error::Busy { queued: 1 }),
-            Reply::Text(t) => {
+            Reply::Text(t) | Reply::CutOff(t) => {
                 let chars: Vec<char> = t.chars().collect();
                 for piece in chars.chunks(3) {
                     let _ = tx.send(GenEvent::Text(piece.iter().collect()));
                 }
-                let _ = tx.send(GenEvent::Done(stats()));
+                let finish = match reply {
+                    Reply::CutOff(_) => FinishReason::Length,
+                    _ => FinishReason::Stop,
+                };
+                let _ = tx.send(GenEvent::Done(stats_ending(finish)));
             }
             Reply::Slow(delay, t) => {
                 std::thread::spawn(move || {

@@ -173,6 +173,27 @@ async fn an_answer_without_the_asked_duration_gets_the_evidence_sentence_markers
     );
 }
 
+#[tokio::test]
+async fn a_sentence_the_token_limit_cut_off_is_not_shown() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // Every word of the cut-off sentence is in the evidence; the amount it was about to
+    // state is not in it.
+    let model = Arc::new(FakeModel::with([Reply::CutOff(
+        "离校2年内未就业的高校毕业生可以申请一次性求职创业补贴[1]。一次性求职创业补贴标准为每人",
+    )]));
+    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let sid = session(&a).await;
+    let text = answer(&ask(&a, &sid, "高校毕业生一次性求职创业补贴有多少？").await);
+    assert!(
+        text.contains("离校2年内"),
+        "the whole sentence stays: {text}"
+    );
+    assert!(
+        !text.contains("补贴标准为每人"),
+        "the cut-off sentence is dropped: {text}"
+    );
+}
+
 fn wage_kb(dense: f32) -> Arc<FakeKb> {
     Arc::new(FakeKb {
         passages: vec![FakeKb::passage(

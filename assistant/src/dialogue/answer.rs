@@ -5,6 +5,7 @@
 
 use models::chat_template::ChatMessage;
 use models::generator::{GenEvent, GenerateRequest};
+use models::llm::FinishReason;
 use tokio::sync::mpsc;
 
 use super::focus::{self, AnswerType};
@@ -53,6 +54,7 @@ impl Assistant {
         let mut verifier = Verifier::new(evidence.clone(), query);
         let mut pending = String::new();
         let mut failed = None;
+        let mut cut_off = false;
         loop {
             // While the request waits in the model queue no text arrives: watch the listeners
             // too, so an abandoned request leaves the queue before it is ever prefilled.
@@ -103,6 +105,7 @@ impl Assistant {
                     }
                 }
                 GenEvent::Done(stats) => {
+                    cut_off = stats.finish == FinishReason::Length;
                     tracing::info!(
                         prompt_tokens = stats.prompt_tokens,
                         completion_tokens = stats.completion_tokens,
@@ -116,7 +119,12 @@ impl Assistant {
         if let Some(e) = failed {
             return Err(TurnError::Model(e));
         }
-        if !pending.trim().is_empty() {
+        // A sentence the token limit cut off ("……按照规定享受一次性") is never shown: its
+        // words are all in the evidence, but the fact it was about to state is missing. The
+        // extractive answer below supplies it when nothing else does.
+        if cut_off {
+            tracing::debug!(chars = pending.chars().count(), "cut-off sentence dropped");
+        } else if !pending.trim().is_empty() {
             if let Some(v) = verifier.sentence(&pending) {
                 say(tx, out, &v).await;
             }
