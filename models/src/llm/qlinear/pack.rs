@@ -1,11 +1,13 @@
 //! Weights as int8 blocks: every row is cut into blocks of 32 values `w = scale·q − min`, with
-//! `q` a signed byte. Q5_0 weights may also be kept in the file's own blocks (22 bytes per 32
-//! values against 36 unpacked): decoding then reads them directly, prefill unpacks a few
-//! hundred KiB of rows at a time into int8 ([`Packed::unpack_rows`]). The GGUF block formats map onto this exactly where their blocks have one
+//! `q` a signed byte. The GGUF block formats map onto this exactly where their blocks have one
 //! scale per 32 values (Q8_0: `q`; Q5_0: the raw 5-bit value with `min = 16·d`; Q4_K: each
-//! 32-value sub-block's 4-bit value with `scale = d·sc`, `min = dmin·m`); every other format (Q6_K's 16-value
-//! sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7 unsigned bits with a
-//! minimum per 32 values, a step finer than the format's own.
+//! 32-value sub-block's 4-bit value with `scale = d·sc`, `min = dmin·m`); every other format
+//! (Q6_K's 16-value sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7
+//! unsigned bits with a minimum per 32 values, a step finer than the format's own.
+//!
+//! Q5_0 weights may also be kept in the file's own blocks (22 bytes per 32 values against 36
+//! unpacked): decoding then reads them directly, prefill unpacks a few hundred KiB of rows at
+//! a time into int8 ([`Packed::unpack_rows`]).
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -266,7 +268,7 @@ pub fn unpack_q5_0(blk: &[u8], out: &mut [i8]) -> f32 {
     half(blk, 0)
 }
 
-pub(crate) fn half(b: &[u8], at: usize) -> f32 {
+fn half(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 
