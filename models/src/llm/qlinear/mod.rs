@@ -235,11 +235,11 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
         .collect();
     let run = |(r0, r1): (usize, usize)| match &w.q5_0 {
         Some(raw) if x.tokens <= DIRECT_TOKENS => direct_q5_0(w, raw, x, r0..r1, kernel, o),
-        Some(_) => UNPACKED.with_borrow_mut(|rows| {
+        Some(raw) => UNPACKED.with_borrow_mut(|rows| {
             let step = (UNPACK_BYTES / w.cols / ROW_STEP).max(1) * ROW_STEP;
             for g in (r0..r1).step_by(step) {
                 let n = (r1 - g).min(step);
-                unpack(w, g, n, rows, kernel);
+                unpack(w, raw, g, n, rows, kernel);
                 int8(rows, x, 0..n, kernel, o.starting_at_row(g));
             }
         }),
@@ -309,20 +309,19 @@ fn direct_q5_0(
     scalar::gemv_q5_0(w, raw, x, rows, 0..x.tokens, o)
 }
 
-/// Rows `r0..r0 + n` of `w` unpacked into `into` (SIMD for Q5_0 where the CPU has AVX2).
-fn unpack(w: &Packed, r0: usize, n: usize, into: &mut Packed, kernel: Kernel) {
+/// Rows `r0..r0 + n` of `w`'s Q5_0 blocks `raw` unpacked into `into` (SIMD where the CPU
+/// has AVX2).
+fn unpack(w: &Packed, raw: &[u8], r0: usize, n: usize, into: &mut Packed, kernel: Kernel) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(raw) = &w.q5_0 {
-        if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
-            w.shape_rows(n, into);
-            // SAFETY: AVX2, FMA and F16C are present (checked); `into` was sized for n rows
-            // and rows r0..r0 + n are in `w`.
-            unsafe { avx2::unpack_q5_0_rows(raw, w.blocks(), r0, n, &mut into.q, &mut into.scale) };
-            return;
-        }
+    if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
+        w.shape_unpacked(n, into);
+        // SAFETY: AVX2, FMA and F16C are present (checked); `into` was sized for n rows and
+        // rows r0..r0 + n are in `raw`.
+        unsafe { avx2::unpack_q5_0_rows(raw, w.blocks(), r0, n, &mut into.q, &mut into.scale) };
+        return;
     }
     let _ = kernel;
-    w.unpack_rows(r0, n, into);
+    w.unpack_rows(raw, r0, n, into);
 }
 
 /// Walks `rows × tokens` in tiles of at most `rt` weight rows by `tt` input rows, row-tile

@@ -161,57 +161,39 @@ impl Packed {
         }
     }
 
-    /// Rows `r0..r0 + n` of a Q5_0 matrix unpacked into `into` as an int8 matrix of `n` rows
-    /// (the raw 5-bit values, `offset` 16); any other matrix is copied row-wise likewise.
-    pub fn unpack_rows(&self, r0: usize, n: usize, into: &mut Packed) {
+    /// Rows `r0..r0 + n` of this matrix's Q5_0 blocks `raw` (its [`Packed::q5_0`]) unpacked
+    /// into `into` as an int8 matrix of `n` rows: the raw 5-bit values, `offset` 16.
+    pub fn unpack_rows(&self, raw: &[u8], r0: usize, n: usize, into: &mut Packed) {
         let nb = self.blocks();
-        self.shape_rows(n, into);
+        self.shape_unpacked(n, into);
         for r in 0..n {
             for b in 0..nb {
+                let at = ((r0 + r) * nb + b) * Q5_0_BYTES;
                 let dst = &mut into.q[(r * nb + b) * BLOCK..(r * nb + b + 1) * BLOCK];
-                match &self.q5_0 {
-                    Some(raw) => {
-                        let at = ((r0 + r) * nb + b) * Q5_0_BYTES;
-                        let blk = &raw[at..at + Q5_0_BYTES];
-                        into.scale[b * n + r] = unpack_q5_0(blk, dst);
-                    }
-                    None => {
-                        let src = ((r0 + r) * nb + b) * BLOCK;
-                        dst.copy_from_slice(&self.q[src..src + BLOCK]);
-                        into.scale[b * n + r] = self.scale[b * self.rows + r0 + r];
-                        if let (Some(m), Some(to)) = (&self.min, into.min.as_mut()) {
-                            to[b * n + r] = m[b * self.rows + r0 + r];
-                        }
-                    }
-                }
+                into.scale[b * n + r] = unpack_q5_0(&raw[at..at + Q5_0_BYTES], dst);
             }
         }
     }
 
-    /// Gives `into` the shape and kind of `n` unpacked rows of this matrix (its buffers
-    /// resized, reusing their allocations).
-    pub(crate) fn shape_rows(&self, n: usize, into: &mut Packed) {
-        let nb = self.blocks();
+    /// Gives `into` the shape of `n` unpacked rows of this Q5_0 matrix (its buffers resized,
+    /// reusing their allocations).
+    pub(crate) fn shape_unpacked(&self, n: usize, into: &mut Packed) {
         into.rows = n;
         into.cols = self.cols;
         into.offset = self.offset;
-        into.exact = self.exact;
-        into.unsigned = self.unsigned;
+        into.exact = true;
+        into.unsigned = true;
         into.q5_0 = None;
+        into.min = None;
         into.q.resize(n * self.cols, 0);
-        into.scale.resize(n * nb, 0.0);
-        match (&self.min, &mut into.min) {
-            (Some(_), Some(m)) => m.resize(n * nb, 0.0),
-            (Some(_), m) => *m = Some(vec![0.0; n * nb]),
-            (None, m) => *m = None,
-        }
+        into.scale.resize(n * self.blocks(), 0.0);
     }
 
     /// Dequantized values, row after row (tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
-        if self.q5_0.is_some() {
+        if let Some(raw) = &self.q5_0 {
             let mut unpacked = Packed::scratch();
-            self.unpack_rows(0, self.rows, &mut unpacked);
+            self.unpack_rows(raw, 0, self.rows, &mut unpacked);
             return unpacked.dequantize();
         }
         let mut out = vec![0.0; self.rows * self.cols];
