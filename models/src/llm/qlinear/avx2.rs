@@ -9,31 +9,47 @@ use std::ops::Range;
 
 use super::{Input, Out, Packed, BLOCK};
 
-/// Weight rows per pass when decoding (measured: 8 streams DRAM faster than 2, 4 or 6).
-const RT: usize = 8;
+/// Weight rows per pass when decoding. With the next tile prefetched (see `tile`), 4 rows
+/// ran the 4864×896 decode product at 14–15 GB/s on 2 cores against 12 GB/s for 8 (`--example
+/// qgemv`); without the prefetch 8 had been best, at 8 GB/s.
+const RT: usize = 4;
 
+/// Returns whether the weights' minimums (Q4_K's, Q5_0's offset of 16) were subtracted too:
+/// a decoding pass (one input row) does it in the tile, from the scales it has just read,
+/// instead of reading them again in a separate pass ([`super::minimums`]).
+///
 /// # Safety
 /// The CPU must have AVX2 and FMA; the ranges must be within `w` and `x`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn gemm(w: &Packed, x: &Input, rows: Range<usize>, tokens: Range<usize>, o: Out) {
+pub(super) unsafe fn gemm(
+    w: &Packed,
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) -> bool {
     // One input row (decoding): four weight rows per pass, more independent accumulators
     // and memory streams for the DRAM-bound product.
-    let rt = if tokens.len() == 1 { RT } else { 2 };
+    let decoding = tokens.len() == 1;
+    let rt = if decoding { RT } else { 2 };
+    let fold = decoding && (w.min.is_some() || w.offset != 0.0);
     super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
         // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
         unsafe {
-            if w.unsigned {
-                tiles::<true>(w, x, r, t, rn, tn, o)
-            } else {
-                tiles::<false>(w, x, r, t, rn, tn, o)
+            match (w.unsigned, fold) {
+                (true, true) => tiles::<true, true>(w, x, r, t, rn, tn, o),
+                (true, false) => tiles::<true, false>(w, x, r, t, rn, tn, o),
+                (false, true) => tiles::<false, true>(w, x, r, t, rn, tn, o),
+                (false, false) => tiles::<false, false>(w, x, r, t, rn, tn, o),
             }
         }
     });
+    fold
 }
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn tiles<const U: bool>(
+unsafe fn tiles<const U: bool, const F: bool>(
     w: &Packed,
     x: &Input,
     r: usize,
@@ -45,30 +61,27 @@ unsafe fn tiles<const U: bool>(
     // SAFETY: as for `gemm`.
     unsafe {
         match (rn, tn) {
-            (8, _) => tile::<8, 1, U>(w, x, r, t, o),
-            (7, _) => tile::<7, 1, U>(w, x, r, t, o),
-            (6, _) => tile::<6, 1, U>(w, x, r, t, o),
-            (5, _) => tile::<5, 1, U>(w, x, r, t, o),
-            (4, _) => tile::<4, 1, U>(w, x, r, t, o),
-            (3, _) => tile::<3, 1, U>(w, x, r, t, o),
-            (2, 4) => tile::<2, 4, U>(w, x, r, t, o),
-            (2, 3) => tile::<2, 3, U>(w, x, r, t, o),
-            (2, 2) => tile::<2, 2, U>(w, x, r, t, o),
-            (2, _) => tile::<2, 1, U>(w, x, r, t, o),
-            (_, 4) => tile::<1, 4, U>(w, x, r, t, o),
-            (_, 3) => tile::<1, 3, U>(w, x, r, t, o),
-            (_, 2) => tile::<1, 2, U>(w, x, r, t, o),
-            _ => tile::<1, 1, U>(w, x, r, t, o),
+            (4, _) => tile::<4, 1, U, F>(w, x, r, t, o),
+            (3, _) => tile::<3, 1, U, F>(w, x, r, t, o),
+            (2, 4) => tile::<2, 4, U, false>(w, x, r, t, o),
+            (2, 3) => tile::<2, 3, U, false>(w, x, r, t, o),
+            (2, 2) => tile::<2, 2, U, false>(w, x, r, t, o),
+            (2, _) => tile::<2, 1, U, F>(w, x, r, t, o),
+            (_, 4) => tile::<1, 4, U, false>(w, x, r, t, o),
+            (_, 3) => tile::<1, 3, U, false>(w, x, r, t, o),
+            (_, 2) => tile::<1, 2, U, false>(w, x, r, t, o),
+            _ => tile::<1, 1, U, F>(w, x, r, t, o),
         }
     }
 }
 
 /// `U`: the weights are unsigned (`0..=127`) and go into `vpmaddubsw` as they are; otherwise
-/// their absolute values do, with their signs moved onto the inputs.
+/// their absolute values do, with their signs moved onto the inputs. `F` (one input row
+/// only): the minimums are subtracted here, `Σ_b min[b,r]·(d·Σq)[b]` summed on the side.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
-unsafe fn tile<const R: usize, const T: usize, const U: bool>(
+unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
     w: &Packed,
     x: &Input,
     r0: usize,
@@ -80,7 +93,29 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool>(
     let xq = x.q.as_ptr();
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
+    // With `F`: Q4_K's minimums, or Q5_0's offset times its scales.
+    let (mins, factor) = match &w.min {
+        Some(m) => (m.as_ptr(), 1.0),
+        None => (w.scale.as_ptr(), w.offset),
+    };
+    let mut side = [0f32; R];
     for b in 0..nb {
+        if T == 1 {
+            // Decoding: fetch the next tile while this one is multiplied. Its rows follow
+            // this tile's in memory; each block step fetches the next `R·32` of its bytes and
+            // its scales, so the whole tile is in cache when it starts. Without this the
+            // tile's eight short row streams (896 bytes each for the default model's
+            // attention) end before the hardware prefetcher runs ahead of them, and the
+            // kernel waits on DRAM latency (`--example qgemv`, 2 cores: 8.4 → 15 GB/s with
+            // this and 4 rows per tile).
+            let next = wq.wrapping_add(((r0 + R) * nb + b * R) * BLOCK);
+            for l in (0..R * BLOCK).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+            }
+            _mm_prefetch::<_MM_HINT_T0>(
+                w.scale.as_ptr().wrapping_add(b * w.rows + r0 + R) as *const i8
+            );
+        }
         let mut wv = [_mm256_setzero_si256(); R];
         let mut wa = [_mm256_setzero_si256(); R];
         let mut ws = [_mm256_setzero_ps(); R];
@@ -115,11 +150,18 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool>(
                 acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(s, ws[i]), d, acc[i][j]);
             }
         }
+        if F {
+            // SAFETY: block b of input row t0 and of weight rows r0..r0 + R are in bounds.
+            let sx = factor * unsafe { *x.sum.get_unchecked(t0 * nb + b) };
+            for i in 0..R {
+                side[i] += sx * unsafe { *mins.add(b * w.rows + r0 + i) };
+            }
+        }
     }
     for (i, row) in acc.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
             // SAFETY: in bounds; this thread owns these rows.
-            unsafe { o.set(t0 + j, r0 + i, hsum(*v)) };
+            unsafe { o.set(t0 + j, r0 + i, hsum(*v) - side[i]) };
         }
     }
 }
@@ -135,11 +177,6 @@ fn hsum(v: __m256) -> f32 {
 
 /// Weight rows per pass when decoding from Q5_0 blocks.
 const Q5_RT: usize = 4;
-
-/// How far ahead of the block being read the next ones are fetched (~23 blocks of each row; a
-/// prefetch never faults, so past the end is harmless). Measured with `COMPACT=1 ROWS=1
-/// --example qgemv`: 7.6–8.0 ms per pass against 8.7–9.0 without, near this machine's noise.
-const PREFETCH: usize = 512;
 
 /// One Q5_0 block's 32 raw 5-bit values (`0..=31`) as bytes: the nibbles spread to bytes,
 /// each byte's fifth bit set from the block's 32 high bits (llama.cpp's
@@ -277,13 +314,17 @@ unsafe fn q5_tile<const R: usize, const T: usize>(
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     let mut side = [[0f32; T]; R];
     for b in 0..nb {
+        // The next tile's blocks, as for the int8 decoding tile (its rows follow these).
+        let next = raw.wrapping_add(((r0 + R) * nb + b * R) * super::pack::Q5_0_BYTES);
+        for l in (0..R * super::pack::Q5_0_BYTES).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+        }
         let mut u = [_mm256_setzero_si256(); R];
         let mut d = [0f32; R];
         for i in 0..R {
             // SAFETY: row r0 + i < rows, block b < nb.
             unsafe {
                 let blk = raw.add(((r0 + i) * nb + b) * super::pack::Q5_0_BYTES);
-                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
                 u[i] = q5_0_values(blk);
                 d[i] = q5_0_scale(blk);
             }

@@ -263,7 +263,8 @@ fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: 
     let (r0, r1) = (rows.start, rows.end);
     for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
         let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
-        match kernel {
+        // Whether the kernel subtracted the minimums itself (AVX2 while decoding).
+        let folded = match kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 if kernel.supported() => {
                 // SAFETY: AVX2 and FMA are present (checked above); ranges are in bounds.
@@ -277,8 +278,15 @@ fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: 
                     // It took signed weights as `q + 128`.
                     minimums(w, &w.scale, avx512::SIGNED_OFFSET, x, r0..r1, t0..t1, o);
                 }
+                false
             }
-            _ => scalar::gemm(w, x, r0..r1, t0..t1, o),
+            _ => {
+                scalar::gemm(w, x, r0..r1, t0..t1, o);
+                false
+            }
+        };
+        if folded {
+            continue;
         }
         match &w.min {
             Some(min) => minimums(w, min, 1.0, x, r0..r1, t0..t1, o),
@@ -351,7 +359,8 @@ pub(crate) fn for_each_tile(
 
 /// Subtracts `Σ_b min[b,r]·d[t,b]·Σq[t,b]` (the minimums of Q4_K, Q5_0's offset of 16, the
 /// re-quantized formats') from this thread's rows of the output: per prompt row and block,
-/// one scaled update of a contiguous run of outputs.
+/// one scaled update of a contiguous run of outputs. (The AVX2 kernel does this inside its
+/// decoding tiles, where a second pass over the minimums would read them from memory again.)
 fn minimums(
     w: &Packed,
     min: &[f32],
