@@ -143,7 +143,10 @@ impl Assistant {
         // One evidence sentence answers the question clearly, and the model wrote around it
         // (a neighbouring article, the general rule): that sentence is the answer.
         let missed_best = verifier.missed_strong_answer();
-        if verifier.cited_nothing() || lacks_fact || missed_best {
+        // A name asked for ("哪个平台") that the answer does not say, though the sentence that
+        // answers gives it.
+        let missed_name = verifier.missed_asked_name(query, &out.text);
+        if verifier.cited_nothing() || lacks_fact || missed_best || missed_name {
             let sep = if out.text.is_empty() { "" } else { "\n" };
             if let Some(x) = verifier.extract(query, &out.text) {
                 say(tx, out, &format!("{sep}{x}")).await;

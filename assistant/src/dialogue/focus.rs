@@ -266,6 +266,77 @@ pub fn has_answer_beyond(t: AnswerType, sentence: &str, question: &str) -> bool 
 
 pub use retrieval::rerank::key_terms;
 
+/// The noun a name question asks about: the last two characters of what follows 哪个/什么
+/// ("可以用哪个线上平台？" → 平台), or of what precedes 叫什么/是什么 ("服务品牌叫什么？" → 品牌).
+fn asked_noun(question: &str) -> Option<String> {
+    let stop = |c: char| "？?。，,！!、 吗呢呀".contains(c);
+    let last_two = |s: &str| -> Option<String> {
+        let c: Vec<char> = s.chars().collect();
+        (c.len() >= 2).then(|| c[c.len() - 2..].iter().collect())
+    };
+    for w in ["哪个", "哪家", "哪一个", "什么"] {
+        if let Some(i) = question.find(w) {
+            let after: String = question[i + w.len()..]
+                .chars()
+                .take_while(|c| !stop(*c))
+                .collect();
+            if let Some(n) = last_two(&after) {
+                return Some(n);
+            }
+        }
+    }
+    for w in ["叫什么", "是什么", "的名称"] {
+        if let Some(i) = question.find(w) {
+            let before = question[..i].trim_end_matches('的');
+            let cut: String = before.chars().rev().take_while(|c| !stop(*c)).collect();
+            let before: String = cut.chars().rev().collect();
+            if let Some(n) = last_two(&before) {
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+/// The names `sentence` gives to the thing a name question asks about: quoted names followed
+/// (within a few characters) by the asked noun — for "退役军人可以用哪个线上平台？" and
+/// "……利用“军岗在线”平台、“数智就业”服务区等载体……", 军岗在线 (the 服务区 is another kind of
+/// thing). Empty when the question asks for no name or the sentence names none that way.
+pub fn names_asked(question: &str, sentence: &str) -> Vec<String> {
+    if answer_type(question) != AnswerType::Name {
+        return Vec::new();
+    }
+    let Some(noun) = asked_noun(question) else {
+        return Vec::new();
+    };
+    let chars: Vec<char> = sentence.chars().collect();
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let close = match chars[i] {
+            '“' => '”',
+            '"' => '"',
+            '「' => '」',
+            '《' => '》',
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let Some(len) = chars[i + 1..].iter().position(|c| *c == close) else {
+            break;
+        };
+        let name: String = chars[i + 1..i + 1 + len].iter().collect();
+        let after: String = chars[i + 2 + len..].iter().take(4 + 2).collect();
+        // The noun right after the name, or after a short qualifier ("”服务平台").
+        if after.contains(noun.as_str()) && !name.is_empty() && len <= 20 {
+            names.push(name);
+        }
+        i += len + 2;
+    }
+    names
+}
+
 /// A title or heading line ("中华人民共和国就业促进法", "第九章 附则"): no sentence end, so it
 /// states nothing, however many of the question's words it holds.
 fn is_heading(s: &str) -> bool {
@@ -499,6 +570,33 @@ pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_question_gets_the_names_of_the_thing_it_asks_about() {
+        let s =
+            "利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供就业公共服务。";
+        assert_eq!(
+            names_asked("退役军人找工作可以用哪个线上平台？", s),
+            vec!["军岗在线".to_string()]
+        );
+        // The other kind of thing the sentence names.
+        assert_eq!(
+            names_asked("退役军人可以用哪个服务区？", s),
+            vec!["数智就业".to_string()]
+        );
+        // The noun before 叫什么, a qualifier between name and noun.
+        assert_eq!(
+            names_asked(
+                "山东的就业服务品牌叫什么？",
+                "塑强“乐业山东”就业服务品牌，构建高质量就业服务体系。"
+            ),
+            vec!["乐业山东".to_string()]
+        );
+        // Not a name question, or no name given to the noun asked about.
+        assert!(names_asked("退役军人就业有什么补贴？", s).is_empty());
+        assert!(names_asked("退役军人可以用哪个平台？", "各地建设就业服务平台。").is_empty());
+        assert!(names_asked("可以参加哪个专项行动？", s).is_empty());
+    }
 
     fn ev(n: usize, text: &str) -> Evidence {
         Evidence {

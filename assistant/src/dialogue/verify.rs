@@ -415,6 +415,17 @@ impl Verifier {
             .is_some_and(|s| !self.supporting.contains(s))
     }
 
+    /// Whether the question asks for a name, the best-ranked evidence sentence gives the thing
+    /// asked about one or more names, and `answer` says none of them: the model named
+    /// something else from the sentence ("数智就业"服务区 for the 平台 asked about).
+    pub fn missed_asked_name(&self, question: &str, answer: &str) -> bool {
+        let Some((_, best)) = &self.strong else {
+            return false;
+        };
+        let names = super::focus::names_asked(question, best);
+        !names.is_empty() && !names.iter().any(|n| answer.contains(n.as_str()))
+    }
+
     /// Whether no sentence was checked against a source (the answer then cites nothing).
     pub fn cited_nothing(&self) -> bool {
         self.used.is_empty()
@@ -438,6 +449,26 @@ mod tests {
     }
 
     const Q: &str = "高校毕业生求职补贴是多少？";
+
+    #[test]
+    fn an_answer_naming_another_thing_than_the_one_asked_about_misses_the_name() {
+        let e = vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "关于打造退役军人就业创业服务平台的意见".into(),
+            doc_number: String::new(),
+            section: "（四）打造退役军人就业创业服务平台".into(),
+            article: None,
+            text: "实施退役军人就业服务专项行动。利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供线上就业服务。".into(),
+        }];
+        let q = "退役军人找工作可以用哪个线上平台？";
+        let v = Verifier::new(e, q);
+        assert!(v.missed_asked_name(q, "可以使用“数智就业”服务区[1]。"));
+        assert!(!v.missed_asked_name(q, "可以用“军岗在线”平台[1]。"));
+        // A question that asks for no name never misses one.
+        let q2 = "退役军人线上就业服务怎么提供？";
+        assert!(!v.missed_asked_name(q2, "通过专项行动[1]。"));
+    }
 
     #[test]
     fn an_extract_reads_the_whole_sentence_and_names_its_article() {

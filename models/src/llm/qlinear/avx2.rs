@@ -104,8 +104,8 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
             // Decoding: fetch the next tile while this one is multiplied. Its rows follow
             // this tile's in memory; each block step fetches the next `R·32` of its bytes and
             // its scales, so the whole tile is in cache when it starts. Without this the
-            // tile's eight short row streams (896 bytes each for the default model's
-            // attention) end before the hardware prefetcher runs ahead of them, and the
+            // tile's short row streams (896 bytes each for the default model's attention
+            // and FFN-in matrices) end before the hardware prefetcher runs ahead of them, and the
             // kernel waits on DRAM latency (`--example qgemv`, 2 cores: 8.4 → 15 GB/s with
             // this and 4 rows per tile).
             let next = wq.wrapping_add(((r0 + R) * nb + b * R) * BLOCK);
