@@ -145,7 +145,7 @@ impl Assistant {
         let missed_best = verifier.missed_strong_answer();
         // A name asked for ("哪个平台") that the answer does not say, though the sentence that
         // answers gives it.
-        let missed_name = verifier.missed_asked_name(query, &out.text);
+        let missed_name = verifier.missed_asked_name(&out.text);
         if verifier.cited_nothing() || lacks_fact || missed_best || missed_name {
             let sep = if out.text.is_empty() { "" } else { "\n" };
             if let Some(x) = verifier.extract(query, &out.text) {

@@ -298,6 +298,10 @@ fn asked_noun(question: &str) -> Option<String> {
     None
 }
 
+/// Characters after a quoted name within which the asked noun must end: the two-character
+/// noun after a qualifier of up to four ("“乐业山东”就业服务品牌").
+const NOUN_WITHIN: usize = 6;
+
 /// The names `sentence` gives to the thing a name question asks about: quoted names followed
 /// (within a few characters) by the asked noun — for "退役军人可以用哪个线上平台？" and
 /// "……利用“军岗在线”平台、“数智就业”服务区等载体……", 军岗在线 (the 服务区 is another kind of
@@ -327,8 +331,8 @@ pub fn names_asked(question: &str, sentence: &str) -> Vec<String> {
             break;
         };
         let name: String = chars[i + 1..i + 1 + len].iter().collect();
-        let after: String = chars[i + 2 + len..].iter().take(4 + 2).collect();
         // The noun right after the name, or after a short qualifier ("”服务平台").
+        let after: String = chars[i + 2 + len..].iter().take(NOUN_WITHIN).collect();
         if after.contains(noun.as_str()) && !name.is_empty() && len <= 20 {
             names.push(name);
         }

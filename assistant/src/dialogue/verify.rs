@@ -196,6 +196,9 @@ pub struct Verifier {
     relevant: HashSet<(usize, String)>,
     /// The best-ranked evidence sentence when it matches the question strongly.
     strong: Option<(usize, String)>,
+    /// The names that sentence gives the thing a name question asks about
+    /// ([`super::focus::names_asked`]).
+    asked_names: Vec<String>,
     /// Evidence sentences that supported a sentence of the answer.
     supporting: HashSet<(usize, String)>,
     /// Evidence number → the quote shown with its citation.
@@ -223,6 +226,10 @@ impl Verifier {
             .first()
             .filter(|s| s.score >= STRONG_MATCH)
             .map(|s| (s.n, s.text.clone()));
+        let asked_names = strong
+            .as_ref()
+            .map(|(_, best)| super::focus::names_asked(question, best))
+            .unwrap_or_default();
         // A broad question ("有哪些就业服务？") matches no sentence well, and every measure
         // of the passages may belong to its answer: then no sentence is ruled out.
         let floor = if best >= STRONG_MATCH {
@@ -242,6 +249,7 @@ impl Verifier {
             sentences,
             relevant,
             strong,
+            asked_names,
             supporting: HashSet::new(),
             used: BTreeMap::new(),
             verdicts: Vec::new(),
@@ -418,12 +426,9 @@ impl Verifier {
     /// Whether the question asks for a name, the best-ranked evidence sentence gives the thing
     /// asked about one or more names, and `answer` says none of them: the model named
     /// something else from the sentence ("数智就业"服务区 for the 平台 asked about).
-    pub fn missed_asked_name(&self, question: &str, answer: &str) -> bool {
-        let Some((_, best)) = &self.strong else {
-            return false;
-        };
-        let names = super::focus::names_asked(question, best);
-        !names.is_empty() && !names.iter().any(|n| answer.contains(n.as_str()))
+    pub fn missed_asked_name(&self, answer: &str) -> bool {
+        !self.asked_names.is_empty()
+            && !self.asked_names.iter().any(|n| answer.contains(n.as_str()))
     }
 
     /// Whether no sentence was checked against a source (the answer then cites nothing).
@@ -462,12 +467,12 @@ mod tests {
             text: "实施退役军人就业服务专项行动。利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供线上就业服务。".into(),
         }];
         let q = "退役军人找工作可以用哪个线上平台？";
-        let v = Verifier::new(e, q);
-        assert!(v.missed_asked_name(q, "可以使用“数智就业”服务区[1]。"));
-        assert!(!v.missed_asked_name(q, "可以用“军岗在线”平台[1]。"));
+        let v = Verifier::new(e.clone(), q);
+        assert!(v.missed_asked_name("可以使用“数智就业”服务区[1]。"));
+        assert!(!v.missed_asked_name("可以用“军岗在线”平台[1]。"));
         // A question that asks for no name never misses one.
         let q2 = "退役军人线上就业服务怎么提供？";
-        assert!(!v.missed_asked_name(q2, "通过专项行动[1]。"));
+        assert!(!Verifier::new(e, q2).missed_asked_name("通过专项行动[1]。"));
     }
 
     #[test]
