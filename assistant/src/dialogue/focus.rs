@@ -497,6 +497,41 @@ pub fn with_list_items(text: &str, sentence: &str) -> String {
     out
 }
 
+/// A measure's title read with its body: "（三）县级层面统筹设立就业创业综合服务场所。" says only
+/// what the measure is called, the sentences after it say what it does ("……提供全链条
+/// 就业公共服务"). A title is a short sentence (at most [`TITLE_CHARS`]) that opens with a section
+/// marker; the sentences that follow it, up to the next marker, are added while the whole
+/// stays within `max` characters. Any other sentence comes back as it is.
+pub fn with_title_body(text: &str, sentence: &str, max: usize) -> String {
+    use knowledge::chunking::{marker, Marker};
+    let sentence = sentence.trim();
+    let mut out = sentence.to_string();
+    if sentence.chars().count() > TITLE_CHARS
+        || !matches!(marker(sentence), Some(Marker::Section(_)))
+        || !sentence.ends_with('。')
+    {
+        return out;
+    }
+    let sentences: Vec<String> = split_sentences(text)
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect();
+    let Some(i) = sentences.iter().position(|s| s == sentence) else {
+        return out;
+    };
+    for s in sentences.iter().skip(i + 1).filter(|s| !s.is_empty()) {
+        if marker(s).is_some() || out.chars().count() + s.chars().count() > max {
+            break;
+        }
+        out.push_str(s);
+    }
+    out
+}
+
+/// The longest sentence [`with_title_body`] takes for a measure's title (the chunker's section
+/// titles are cut at the same length).
+const TITLE_CHARS: usize = 40;
+
 /// The items of the list sentence `i` introduces ("……下列条件：" then "（一）…", "(2)…",
 /// "3.…"), by index; none when it introduces none.
 fn list_items_after(sentences: &[String], i: usize) -> Vec<usize> {

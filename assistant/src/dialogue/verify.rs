@@ -360,6 +360,8 @@ impl Verifier {
         let sentence = whole_sentence(&e.text, &best.text, EXTRACT_CHARS);
         // A sentence that introduces a list is read with its items (what was asked for).
         let sentence = super::focus::with_list_items(&e.text, &sentence);
+        // A measure's title is read with what the measure does.
+        let sentence = super::focus::with_title_body(&e.text, &sentence, EXTRACT_CHARS);
         // The article the sentence opens with names the place better than the chunk's range.
         let (article, sentence) = split_article(&sentence);
         let place = match (article, &e.article) {
@@ -519,6 +521,32 @@ mod tests {
         assert!(
             x.starts_with("根据《关于做好就业服务的通知》第五章 法律责任：（六）"),
             "{x}"
+        );
+    }
+
+    #[test]
+    fn an_extract_that_is_a_measures_title_brings_what_the_measure_does() {
+        let mut e = ev();
+        e[0].section = "一、健全服务网络 > （三）县级层面统筹设立就业创业综合服务场所".into();
+        e[0].text = "(三)县级层面统筹设立就业创业综合服务场所。县级以上公共就业人才服务机构要合理配备专业队伍,提供全链条就业公共服务。(四)乡镇(街道)层面规范设置就业创业服务窗口。".into();
+        let q = "县级就业创业综合服务场所提供什么服务？";
+        let x = Verifier::new(e.to_vec(), q)
+            .extract(q, "")
+            .unwrap_or_default();
+        assert!(x.contains("县级层面统筹设立"), "{x}");
+        assert!(
+            x.contains("提供全链条就业公共服务"),
+            "the measure's body: {x}"
+        );
+        assert!(!x.contains("乡镇"), "the next measure stays out: {x}");
+        // A sentence that is no title comes back as it is.
+        let t = "县级以上公共就业人才服务机构要合理配备专业队伍,提供全链条就业公共服务。";
+        assert_eq!(super::super::focus::with_title_body(&e[0].text, t, 160), t);
+        // A list item is no title: what follows is the next item, not its body.
+        let items = "（一）有明确的章程。（二）有固定场所。";
+        assert_eq!(
+            super::super::focus::with_title_body(items, "（一）有明确的章程。", 160),
+            "（一）有明确的章程。"
         );
     }
 
