@@ -2,6 +2,8 @@
 //! passages answer it. The small model answers far better from the two or three sentences that
 //! hold the fact than from whole chunks, and shorter prompts prefill faster.
 
+use std::collections::HashSet;
+
 use super::verify::{split_sentences, Evidence};
 
 /// What kind of fact a question asks for.
@@ -450,16 +452,50 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
         let df = candidates.iter().filter(|c| c.4.contains(term)).count() as f32;
         ((n + 1.0) / (df + 0.5)).ln().powf(IDF_POWER)
     };
-    let weights: Vec<((char, char), f32)> = q.iter().map(|b| (*b, weight(b))).collect();
-    let total: f32 = weights.iter().map(|(_, w)| w).sum();
+    // The options of an either-or question count once and alike: a sentence that names one
+    // of them (单位) is as good as one that names both (用人单位和个人依法缴纳社会保险费) or
+    // the rarer one, so the question's other terms (工伤保险费) decide. The phrase's terms across the two options
+    // (交还, 还是, 是个) count for nothing.
+    let either = either_or(question).map(|(phrase, a, b)| {
+        let group = key_terms(&phrase);
+        (group, key_terms(&a), key_terms(&b))
+    });
+    let weights: Vec<((char, char), f32)> = q
+        .iter()
+        .filter(|b| either.as_ref().is_none_or(|(g, _, _)| !g.contains(b)))
+        .map(|b| (*b, weight(b)))
+        .collect();
+    let options: Vec<Vec<((char, char), f32)>> = either
+        .iter()
+        .flat_map(|(_, a, b)| [a, b])
+        .map(|o| o.iter().map(|b| (*b, weight(b))).collect())
+        .collect();
+    let held_by = |w: &[((char, char), f32)], terms: &HashSet<(char, char)>| -> f32 {
+        w.iter()
+            .filter(|(b, _)| terms.contains(b))
+            .map(|(_, w)| w)
+            .sum()
+    };
+    // Each option weighs the mean of the two.
+    let option_total: f32 = options
+        .iter()
+        .map(|o| o.iter().map(|(_, w)| w).sum::<f32>())
+        .sum::<f32>()
+        / options.len().max(1) as f32;
+    let total: f32 = weights.iter().map(|(_, w)| w).sum::<f32>() + option_total;
     let mut out: Vec<Scored> = candidates
         .into_iter()
         .map(|(rank, n, index, s, terms, bonus)| {
-            let held: f32 = weights
+            // The share of an option's terms held, unweighted: the rarer option is no
+            // better an answer.
+            let option_share = options
                 .iter()
-                .filter(|(b, _)| terms.contains(b))
-                .map(|(_, w)| w)
-                .sum();
+                .map(|o| {
+                    o.iter().filter(|(b, _)| terms.contains(b)).count() as f32
+                        / o.len().max(1) as f32
+                })
+                .fold(0.0, f32::max);
+            let held = held_by(&weights, &terms) + option_share * option_total;
             let coverage = if total > 0.0 { held / total } else { 0.0 };
             // The kind of fact asked for raises a sentence that is about the question; it
             // does not lift one that only has a number ("……15日内书面报告" for
@@ -479,6 +515,24 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out
+}
+
+/// The either-or phrase of a question and its two options ("工伤保险费是单位交还是个人交？" →
+/// ("单位交还是个人交", "单位交", "个人交")): the second option runs from 还是 to the next
+/// punctuation, the first is as long, just before 还是 (the two are usually said alike).
+fn either_or(question: &str) -> Option<(String, String, String)> {
+    let at = question.find("还是")?;
+    let second: String = question[at + "还是".len()..]
+        .chars()
+        .take_while(|c| !"？?。，,！!；;、 吗呢".contains(*c))
+        .collect();
+    let n = second.chars().count();
+    let before: Vec<char> = question[..at].chars().collect();
+    if n == 0 || before.len() < n {
+        return None;
+    }
+    let first: String = before[before.len() - n..].iter().collect();
+    Some((format!("{first}还是{second}"), first, second))
 }
 
 /// `sentence` of `text` followed by the items of the list it introduces, when it introduces
@@ -647,6 +701,38 @@ mod tests {
             article: None,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn an_either_or_question_is_answered_by_the_sentence_about_its_subject() {
+        assert_eq!(
+            either_or("工伤保险费是单位交还是个人交？"),
+            Some((
+                "单位交还是个人交".to_string(),
+                "单位交".to_string(),
+                "个人交".to_string()
+            ))
+        );
+        assert_eq!(either_or("失业保险金按月发吗？"), None);
+        assert_eq!(either_or("还是要去现场吗？"), None);
+        // The subject's words are in most sentences of the passage, so they weigh little; the
+        // general article names both options and would win if they counted twice.
+        let e = vec![
+            ev(
+                1,
+                "第三十三条 职工应当参加工伤保险，由用人单位缴纳工伤保险费，职工不缴纳工伤保险费。\
+                 第三十五条 用人单位应当根据社会保险经办机构确定的费率缴纳工伤保险费。\
+                 第四十一条 用人单位未依法缴纳工伤保险费的，由用人单位支付工伤保险待遇。\
+                 第三十六条 职工因工作原因受到事故伤害的，应当享受工伤保险待遇。",
+            ),
+            ev(
+                2,
+                "第四条 用人单位和个人依法缴纳社会保险费，有权查询缴费记录。\
+                 第五条 县级以上人民政府将社会保险事业纳入国民经济和社会发展规划。",
+            ),
+        ];
+        let best = &rank_sentences("工伤保险费是单位交还是个人交？", &e)[0];
+        assert!(best.text.starts_with("第三十三条"), "{}", best.text);
     }
 
     #[test]
