@@ -454,32 +454,26 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
     };
     // The options of an either-or question count once and alike: a sentence that names one
     // of them (单位) is as good as one that names both (用人单位和个人依法缴纳社会保险费) or
-    // the rarer one, so the question's other terms (工伤保险费) decide. The phrase's terms across the two options
-    // (交还, 还是, 是个) count for nothing.
-    let either = either_or(question).map(|(phrase, a, b)| {
-        let group = key_terms(&phrase);
-        (group, key_terms(&a), key_terms(&b))
-    });
+    // the rarer one, so the question's other terms (工伤保险费) decide. The phrase's terms
+    // across the two options (交还, 还是, 是个) count for nothing.
+    let either = either_or(question);
+    let phrase = either
+        .as_ref()
+        .map(|(p, _, _)| key_terms(p))
+        .unwrap_or_default();
+    let options: Vec<HashSet<(char, char)>> = either
+        .iter()
+        .flat_map(|(_, a, b)| [key_terms(a), key_terms(b)])
+        .collect();
     let weights: Vec<((char, char), f32)> = q
         .iter()
-        .filter(|b| either.as_ref().is_none_or(|(g, _, _)| !g.contains(b)))
+        .filter(|b| !phrase.contains(b))
         .map(|b| (*b, weight(b)))
         .collect();
-    let options: Vec<Vec<((char, char), f32)>> = either
-        .iter()
-        .flat_map(|(_, a, b)| [a, b])
-        .map(|o| o.iter().map(|b| (*b, weight(b))).collect())
-        .collect();
-    let held_by = |w: &[((char, char), f32)], terms: &HashSet<(char, char)>| -> f32 {
-        w.iter()
-            .filter(|(b, _)| terms.contains(b))
-            .map(|(_, w)| w)
-            .sum()
-    };
     // Each option weighs the mean of the two.
-    let option_total: f32 = options
+    let option_total = options
         .iter()
-        .map(|o| o.iter().map(|(_, w)| w).sum::<f32>())
+        .map(|o| o.iter().map(&weight).sum::<f32>())
         .sum::<f32>()
         / options.len().max(1) as f32;
     let total: f32 = weights.iter().map(|(_, w)| w).sum::<f32>() + option_total;
@@ -491,11 +485,15 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
             let option_share = options
                 .iter()
                 .map(|o| {
-                    o.iter().filter(|(b, _)| terms.contains(b)).count() as f32
-                        / o.len().max(1) as f32
+                    o.iter().filter(|b| terms.contains(b)).count() as f32 / o.len().max(1) as f32
                 })
                 .fold(0.0, f32::max);
-            let held = held_by(&weights, &terms) + option_share * option_total;
+            let held: f32 = weights
+                .iter()
+                .filter(|(b, _)| terms.contains(b))
+                .map(|(_, w)| w)
+                .sum::<f32>()
+                + option_share * option_total;
             let coverage = if total > 0.0 { held / total } else { 0.0 };
             // The kind of fact asked for raises a sentence that is about the question; it
             // does not lift one that only has a number ("……15日内书面报告" for
