@@ -533,13 +533,18 @@ fn either_or(question: &str) -> Option<(String, String, String)> {
     Some((format!("{first}还是{second}"), first, second))
 }
 
+/// The sentences of a passage, trimmed: what the ranked sentences are compared with.
+fn trimmed_sentences(text: &str) -> Vec<String> {
+    split_sentences(text)
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
 /// `sentence` of `text` followed by the items of the list it introduces, when it introduces
 /// one ("……下列条件：（一）……；（二）……"); the sentence alone otherwise.
 pub fn with_list_items(text: &str, sentence: &str) -> String {
-    let sentences: Vec<String> = split_sentences(text)
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    let sentences = trimmed_sentences(text);
     let mut out = sentence.to_string();
     if let Some(i) = sentences.iter().position(|s| s == sentence.trim()) {
         for j in list_items_after(&sentences, i) {
@@ -564,10 +569,7 @@ pub fn with_title_body(text: &str, sentence: &str, max: usize) -> String {
     {
         return out;
     }
-    let sentences: Vec<String> = split_sentences(text)
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    let sentences = trimmed_sentences(text);
     let Some(i) = sentences.iter().position(|s| s == sentence) else {
         return out;
     };
@@ -608,10 +610,7 @@ fn list_items_after(sentences: &[String], i: usize) -> Vec<usize> {
 /// The passage cut down to the sentences that answer and their neighbours, in passage order,
 /// within `max_chars`; the passage's start when none scores.
 pub fn focus_passage(question: &str, e: &Evidence, max_chars: usize) -> String {
-    let sentences: Vec<String> = split_sentences(&e.text)
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .collect();
+    let sentences = trimmed_sentences(&e.text);
     let ranked = rank_sentences(question, std::slice::from_ref(e));
     let mut keep: Vec<usize> = Vec::new();
     let mut used = 0;

@@ -32,7 +32,7 @@ pub(super) unsafe fn gemm(
     // and memory streams for the DRAM-bound product.
     let decoding = tokens.len() == 1;
     let rt = if decoding { RT } else { 2 };
-    let fold = decoding && (w.min.is_some() || w.offset != 0.0);
+    let fold = decoding && w.minimum_terms().is_some();
     super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
         // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
         unsafe {
@@ -94,10 +94,9 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     // With `F`: Q4_K's minimums, or Q5_0's offset times its scales.
-    let (mins, factor) = match &w.min {
-        Some(m) => (m.as_ptr(), 1.0),
-        None => (w.scale.as_ptr(), w.offset),
-    };
+    let (mins, factor) = w
+        .minimum_terms()
+        .map_or((w.scale.as_ptr(), 0.0), |(m, f)| (m.as_ptr(), f));
     let mut side = [0f32; R];
     for b in 0..nb {
         if T == 1 {

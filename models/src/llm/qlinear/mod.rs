@@ -288,10 +288,8 @@ fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: 
         if folded {
             continue;
         }
-        match &w.min {
-            Some(min) => minimums(w, min, 1.0, x, r0..r1, t0..t1, o),
-            None if w.offset != 0.0 => minimums(w, &w.scale, w.offset, x, r0..r1, t0..t1, o),
-            None => {}
+        if let Some((min, factor)) = w.minimum_terms() {
+            minimums(w, min, factor, x, r0..r1, t0..t1, o);
         }
     }
 }

@@ -54,6 +54,17 @@ impl Packed {
         self.cols / BLOCK
     }
 
+    /// What the kernels subtract after the integer product, `factor · m[b,r] · d·Σq`: the
+    /// stored minimums with factor 1, or the scales times the fixed offset (Q5_0's 16);
+    /// `None` when there is nothing to subtract.
+    pub(crate) fn minimum_terms(&self) -> Option<(&[f32], f32)> {
+        match &self.min {
+            Some(m) => Some((m, 1.0)),
+            None if self.offset != 0.0 => Some((&self.scale, self.offset)),
+            None => None,
+        }
+    }
+
     /// Packs a 2-D weight; `None` when its width is not a multiple of 32. With `keep_q5_0`,
     /// Q5_0 weights keep the file's blocks ([`Packed::q5_0`]); otherwise every format is
     /// unpacked to int8.
