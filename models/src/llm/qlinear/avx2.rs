@@ -109,7 +109,7 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
             // this and 4 rows per tile).
             let next = wq.wrapping_add(((r0 + R) * nb + b * R) * BLOCK);
             for l in (0..R * BLOCK).step_by(64) {
-                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l));
             }
             _mm_prefetch::<_MM_HINT_T0>(
                 w.scale.as_ptr().wrapping_add(b * w.rows + r0 + R) as *const i8
