@@ -199,6 +199,9 @@ pub struct Verifier {
     /// The names that sentence gives the thing a name question asks about
     /// ([`super::focus::names_asked`]).
     asked_names: Vec<String>,
+    /// The question, kept when `asked_names` is not empty: a sentence of the answer that
+    /// gives the asked-about thing another name is checked with it.
+    name_question: Option<String>,
     /// Evidence sentences that supported a sentence of the answer.
     supporting: HashSet<(usize, String)>,
     /// Evidence number → the quote shown with its citation.
@@ -230,6 +233,7 @@ impl Verifier {
             .as_ref()
             .map(|(_, best)| super::focus::names_asked(question, best))
             .unwrap_or_default();
+        let name_question = (!asked_names.is_empty()).then(|| question.to_string());
         // A broad question ("有哪些就业服务？") matches no sentence well, and every measure
         // of the passages may belong to its answer: then no sentence is ruled out.
         let floor = if best >= STRONG_MATCH {
@@ -250,6 +254,7 @@ impl Verifier {
             relevant,
             strong,
             asked_names,
+            name_question,
             supporting: HashSet::new(),
             used: BTreeMap::new(),
             verdicts: Vec::new(),
@@ -320,6 +325,10 @@ impl Verifier {
             .filter_map(|c| c[1].parse().ok())
             .filter(|n| self.evidence.iter().any(|e| e.n == *n))
             .collect();
+        if self.misnames(&plain) {
+            self.verdicts.push(Verdict::Dropped);
+            return None;
+        }
         let Some((n, quote)) = self.support(&plain, &cited) else {
             self.verdicts.push(Verdict::Dropped);
             return None;
@@ -433,6 +442,18 @@ impl Verifier {
             && !self.asked_names.iter().any(|n| answer.contains(n.as_str()))
     }
 
+    /// Whether `plain` gives the thing a name question asks about a name the answering sentence
+    /// does not give it ("可以使用“数智就业”平台" where that sentence says “军岗在线”平台 and
+    /// “数智就业”服务区): every term of such a sentence is in the evidence, so the term check
+    /// passes it, but the name belongs to the neighbouring noun.
+    fn misnames(&self, plain: &str) -> bool {
+        let Some(question) = &self.name_question else {
+            return false;
+        };
+        let given = super::focus::names_asked(question, plain);
+        !given.is_empty() && !given.iter().any(|n| self.asked_names.contains(n))
+    }
+
     /// Whether no sentence was checked against a source (the answer then cites nothing).
     pub fn cited_nothing(&self) -> bool {
         self.used.is_empty()
@@ -475,6 +496,37 @@ mod tests {
         // A question that asks for no name never misses one.
         let q2 = "退役军人线上就业服务怎么提供？";
         assert!(!Verifier::new(e, q2).missed_asked_name("通过专项行动[1]。"));
+    }
+
+    #[test]
+    fn a_sentence_giving_the_asked_thing_its_neighbours_name_is_dropped() {
+        let e = vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "关于打造退役军人就业创业服务平台的意见".into(),
+            doc_number: String::new(),
+            section: "（四）打造退役军人就业创业服务平台".into(),
+            article: None,
+            text: "实施退役军人就业服务专项行动。利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供线上就业服务。".into(),
+        }];
+        let q = "退役军人找工作可以用哪个线上平台？";
+        let mut v = Verifier::new(e.clone(), q);
+        // Every term is in the evidence sentence, but the name is the 服务区's.
+        assert_eq!(
+            v.sentence("退役军人可以使用“数智就业”平台获取线上就业服务[1]。"),
+            None
+        );
+        assert_eq!(v.verdicts, vec![Verdict::Dropped]);
+        let right = v.sentence("退役军人可以使用“军岗在线”平台获取线上就业服务[1]。");
+        assert!(right.is_some_and(|s| s.contains("军岗在线")));
+        // The other name with its own noun is true, and kept.
+        let other = v.sentence("还可以通过“数智就业”服务区获取线上就业服务[1]。");
+        assert!(other.is_some(), "{:?}", v.verdicts);
+        // A question that asks for no name checks no names.
+        let mut v2 = Verifier::new(e, "退役军人有哪些线上就业服务？");
+        assert!(v2
+            .sentence("退役军人可以使用“数智就业”平台获取线上就业服务[1]。")
+            .is_some());
     }
 
     #[test]
