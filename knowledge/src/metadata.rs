@@ -81,6 +81,108 @@ pub fn find_region(title: &str) -> String {
     String::new()
 }
 
+/// Provinces, regions and large cities outside Shandong, in their short forms (a question
+/// says 广东, rarely 广东省).
+const ELSEWHERE: [&str; 46] = [
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+    "深圳",
+    "广州",
+    "杭州",
+    "苏州",
+    "南京",
+    "武汉",
+    "成都",
+    "西安",
+    "郑州",
+    "长沙",
+    "厦门",
+    "宁波",
+    "东莞",
+];
+
+/// The places a question names: Shandong, its cities, and places outside Shandong.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlacesNamed {
+    /// Shandong itself (山东, 山东省, 全省, 本省).
+    pub shandong: bool,
+    /// Shandong cities, as regions are stored (济南市).
+    pub cities: Vec<&'static str>,
+    /// Places outside Shandong, as written.
+    pub elsewhere: Vec<&'static str>,
+}
+
+/// The places `text` names ([`PlacesNamed`]).
+pub fn places_named(text: &str) -> PlacesNamed {
+    PlacesNamed {
+        shandong: ["山东", "全省", "本省", "我省"]
+            .iter()
+            .any(|w| text.contains(w)),
+        cities: SHANDONG_CITIES
+            .iter()
+            .copied()
+            .filter(|c| text.contains(c.trim_end_matches('市')))
+            .collect(),
+        elsewhere: ELSEWHERE
+            .iter()
+            .copied()
+            .filter(|p| text.contains(p))
+            .collect(),
+    }
+}
+
+impl PlacesNamed {
+    /// Whether a document of `region` does not apply where the question asks about: a Shandong
+    /// document when the question names only places outside Shandong ("广东省的最低工资标准"),
+    /// or another Shandong city's document when it names a city ("青岛" against 济南市's
+    /// regulation). National documents and those of unknown region always apply.
+    pub fn excludes(&self, region: &str) -> bool {
+        let city = SHANDONG_CITIES.contains(&region);
+        let shandong_doc = city || region == "山东省";
+        if !shandong_doc {
+            return false;
+        }
+        let only_elsewhere = !self.elsewhere.is_empty() && !self.shandong && self.cities.is_empty();
+        only_elsewhere || (city && !self.cities.is_empty() && !self.cities.contains(&region))
+    }
+
+    /// Whether the question names any place.
+    pub fn any(&self) -> bool {
+        self.shandong || !self.cities.is_empty() || !self.elsewhere.is_empty()
+    }
+}
+
 const ISSUER_SUFFIXES: [&str; 10] = [
     "厅",
     "局",
@@ -175,6 +277,29 @@ mod tests {
             Some("国务院令第700号")
         );
         assert_eq!(find_doc_number("没有文号的文本2025年"), None);
+    }
+
+    #[test]
+    fn a_question_about_another_place_excludes_the_documents_that_do_not_apply_there() {
+        let guangdong = places_named("广东省的最低工资标准是多少？");
+        assert_eq!(guangdong.elsewhere, vec!["广东"]);
+        assert!(guangdong.excludes("山东省"));
+        assert!(guangdong.excludes("济南市"));
+        assert!(!guangdong.excludes("全国"));
+        // A document whose region is unknown may be the one that answers.
+        assert!(!guangdong.excludes(""));
+        // Someone from elsewhere working in Shandong asks about Shandong.
+        let both = places_named("我是河南人，在青岛打工，工资被拖欠怎么办？");
+        assert!(!both.excludes("山东省"));
+        assert!(both.excludes("济南市"));
+        assert!(!both.excludes("青岛市"));
+        let none = places_named("失业保险金能领多久？");
+        assert!(!none.any());
+        assert!(!none.excludes("济南市") && !none.excludes("山东省"));
+        // 济南 is not 海南 or 河南.
+        assert!(places_named("济南的残疾人有什么补贴？")
+            .elsewhere
+            .is_empty());
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct PolicyHit {
     pub title: String,
     /// 文号, may be empty.
     pub doc_number: String,
+    /// The region the document applies to (全国, 山东省, 济南市; empty when unknown).
+    pub region: String,
     /// Section path, ` > `-joined.
     pub section: String,
     /// Article label, when any.
@@ -184,6 +186,7 @@ impl Retriever<'_> {
                     doc_id: s("doc_id"),
                     title: s("title"),
                     doc_number: s("doc_number"),
+                    region: s("region"),
                     section: s("section"),
                     article: h
                         .payload

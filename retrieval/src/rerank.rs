@@ -179,6 +179,7 @@ mod tests {
             doc_id: doc.into(),
             title: title.into(),
             doc_number: String::new(),
+            region: String::new(),
             section: String::new(),
             article: None,
             text: text.into(),

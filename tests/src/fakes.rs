@@ -57,6 +57,7 @@ impl FakeKb {
             doc_id: title.to_string(),
             title: title.to_string(),
             doc_number: String::new(),
+            region: String::new(),
             section: article.to_string(),
             article: Some(article.to_string()),
             text: text.to_string(),

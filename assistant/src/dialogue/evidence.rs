@@ -1,7 +1,8 @@
 //! The evidence gate: retrieve passages for a question and decide whether they cover it.
 //! Nothing relevant means "not covered" and a counselor offer — never a guess.
 
-use retrieval::hybrid::{PolicyHit, PolicyQuery};
+use knowledge::metadata::places_named;
+use retrieval::hybrid::{PolicyHit, PolicyQuery, RERANK_CANDIDATES};
 use retrieval::store::Mode;
 
 use super::focus::key_terms;
@@ -78,10 +79,26 @@ pub fn retrieve(
 ) -> Result<(Vec<PolicyHit>, GateFigures), retrieval::Error> {
     let expanded = with_document_words(query);
     let query = expanded.as_str();
-    let hybrid = kb.search_policies(&PolicyQuery::new(query.to_string(), k))?;
-    let mut dq = PolicyQuery::new(query.to_string(), 1);
+    // A question about another place is not answered by a document that does not apply there
+    // ("广东省的最低工资标准" by a Shandong regulation's 最低工资标准 article): the candidates
+    // are read wider and those documents left out before the best `k` are kept.
+    let places = places_named(query);
+    let wide = if places.any() {
+        k.max(RERANK_CANDIDATES)
+    } else {
+        k
+    };
+    let applies = |h: &PolicyHit| !places.excludes(&h.region);
+    let mut hybrid = kb.search_policies(&PolicyQuery::new(query.to_string(), wide))?;
+    hybrid.retain(applies);
+    hybrid.truncate(k);
+    let mut dq = PolicyQuery::new(query.to_string(), if places.any() { wide } else { 1 });
     dq.mode = Mode::Dense;
-    let best_dense = kb.search_policies(&dq)?.first().map_or(0.0, |h| h.score);
+    let best_dense = kb
+        .search_policies(&dq)?
+        .into_iter()
+        .find(applies)
+        .map_or(0.0, |h| h.score);
     let (coverage, shared) = hybrid
         .iter()
         .flat_map(|h| super::verify::split_sentences(&h.text))
@@ -181,6 +198,7 @@ fn term_coverage(question: &str, passages: &str) -> (f32, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use retrieval::hybrid::{JobHit, JobQuery};
 
     #[test]
     fn short_forms_get_the_documents_words() {
@@ -208,5 +226,62 @@ mod tests {
             "分包单位拖欠农民工工资的，由施工总承包单位先行清偿。",
         );
         assert!(c < 0.5 && n >= MIN_SHARED_TERMS, "{c} {n}");
+    }
+
+    /// Two passages on the same subject: a Shandong regulation's, and a national law's.
+    struct TwoRegions;
+
+    impl Retrieve for TwoRegions {
+        fn embed_queries(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, models::Error> {
+            Ok(vec![])
+        }
+        fn search_policies(&self, q: &PolicyQuery) -> Result<Vec<PolicyHit>, retrieval::Error> {
+            let hit = |title: &str, region: &str, text: &str, score| PolicyHit {
+                score,
+                doc_id: title.into(),
+                title: title.into(),
+                doc_number: String::new(),
+                region: region.into(),
+                section: String::new(),
+                article: None,
+                text: text.into(),
+            };
+            let mut hits = vec![
+                hit(
+                    "山东省劳动合同条例",
+                    "山东省",
+                    "劳动者的工资不得低于本省最低工资标准。",
+                    0.9,
+                ),
+                hit(
+                    "中华人民共和国就业促进法",
+                    "全国",
+                    "最低工资的具体标准由省、自治区、直辖市人民政府规定。",
+                    0.8,
+                ),
+            ];
+            hits.truncate(q.limit);
+            Ok(hits)
+        }
+        fn search_jobs(&self, _: &JobQuery) -> Result<Vec<JobHit>, retrieval::Error> {
+            Ok(vec![])
+        }
+        fn districts(&self) -> Result<Vec<String>, retrieval::Error> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn a_question_about_another_province_gets_no_shandong_document() {
+        let (hits, g) = retrieve(&TwoRegions, "广东省的最低工资标准是多少？", 1).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].region, "全国");
+        // The gate's dense score is the applicable passage's, not the excluded one's.
+        assert!((g.best_dense - 0.8).abs() < 1e-6, "{g:?}");
+        // Without another place named, the best passage stays first.
+        let (hits, _) = retrieve(&TwoRegions, "最低工资标准是多少？", 1).unwrap();
+        assert_eq!(hits[0].region, "山东省");
+        let (hits, _) = retrieve(&TwoRegions, "山东的最低工资标准是多少？", 1).unwrap();
+        assert_eq!(hits[0].region, "山东省");
     }
 }
