@@ -408,6 +408,13 @@ const IDF_POWER: f32 = 1.5;
 /// without the fact ahead).
 const TYPED_GAIN: (f32, f32) = (1.2, 0.1);
 
+/// The factor on the score of a sentence that states no consequence (罚款, 责令, 赔偿, …) for a
+/// question that asks for one ("……会被怎么罚？"). The act the question names is said word for
+/// word in the prohibition ("（六）……向求职者收取押金；") while the penalty article refers to it
+/// ("违反本法规定，职业中介机构向劳动者收取押金的，……处以罚款"), so the prohibition holds
+/// more of the question's words, yet it cannot answer what follows from breaking it.
+const NO_CONSEQUENCE: f32 = 0.5;
+
 /// One evidence sentence with its place and score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
@@ -500,6 +507,8 @@ pub fn rank_sentences(question: &str, evidence: &[Evidence]) -> Vec<Scored> {
             // "台账要保存几年").
             let typed = if t != AnswerType::Other && has_answer_beyond(t, &s, question) {
                 TYPED_GAIN
+            } else if t == AnswerType::Consequence {
+                (NO_CONSEQUENCE, 0.0)
             } else {
                 (1.0, 0.0)
             };
@@ -698,6 +707,31 @@ mod tests {
             article: None,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_penalty_question_is_answered_by_the_penalty_not_by_the_prohibition() {
+        // The prohibition says the question's act word for word; the penalty refers to it in
+        // the law's own words (劳动者, not 求职者).
+        let e = vec![
+            ev(
+                1,
+                "第二十八条 人力资源服务机构不得有下列行为：\n（五）介绍求职者从事法律、法规禁止的职业；\n\
+                 （六）扣押求职者的居民身份证和其他证件，或者向求职者收取押金；",
+            ),
+            ev(
+                2,
+                "第六十六条 违反本法规定，中介机构扣押劳动者居民身份证等证件的，由劳动行政部门责令限期\
+                 退还劳动者，并依照有关法律规定给予处罚。\n违反本法规定，向劳动者收取押金的，\
+                 由劳动行政部门责令限期退还劳动者，并以每人五百元以上二千元以下的标准处以罚款。",
+            ),
+        ];
+        let q = "职业中介向求职者收押金，会被怎么罚？";
+        let best = &rank_sentences(q, &e)[0];
+        assert!(best.text.contains("处以罚款"), "{}", best.text);
+        // Asked what the rule is, the prohibition answers.
+        let best = &rank_sentences("人力资源服务机构能向求职者收取押金吗？", &e)[0];
+        assert_eq!(best.n, 1, "{}", best.text);
     }
 
     #[test]
