@@ -173,8 +173,12 @@ impl PlacesNamed {
         if !shandong_doc {
             return false;
         }
-        let only_elsewhere = !self.elsewhere.is_empty() && !self.shandong && self.cities.is_empty();
-        only_elsewhere || (city && !self.cities.is_empty() && !self.cities.contains(&region))
+        self.only_elsewhere() || (city && !self.cities.is_empty() && !self.cities.contains(&region))
+    }
+
+    /// Whether every place named is outside Shandong: only national documents may apply.
+    pub fn only_elsewhere(&self) -> bool {
+        !self.elsewhere.is_empty() && !self.shandong && self.cities.is_empty()
     }
 
     /// Whether the question names any place.
@@ -288,11 +292,13 @@ mod tests {
         assert!(!guangdong.excludes("全国"));
         // A document whose region is unknown may be the one that answers.
         assert!(!guangdong.excludes(""));
+        assert!(guangdong.only_elsewhere());
         // Someone from elsewhere working in Shandong asks about Shandong.
         let both = places_named("我是河南人，在青岛打工，工资被拖欠怎么办？");
         assert!(!both.excludes("山东省"));
         assert!(both.excludes("济南市"));
         assert!(!both.excludes("青岛市"));
+        assert!(!both.only_elsewhere());
         let none = places_named("失业保险金能领多久？");
         assert!(!none.any());
         assert!(!none.excludes("济南市") && !none.excludes("山东省"));

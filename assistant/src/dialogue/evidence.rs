@@ -25,6 +25,12 @@ pub struct GateFigures {
     pub coverage: f32,
     /// How many key terms that sentence holds.
     pub shared: usize,
+    /// The question names only places outside Shandong, so only national documents remain:
+    /// they answer only when one sentence holds most of its terms. A national law shares
+    /// everyday words with any local question ("北京市的积分落户政策是怎么规定的？" and
+    /// "……依法享受税收优惠等政策" share 政策, 规定), and what another province decided is
+    /// in none of them.
+    pub elsewhere: bool,
 }
 
 impl GateFigures {
@@ -37,7 +43,8 @@ impl GateFigures {
 
     /// [`Self::passes`] at explicit thresholds (the evaluation's sweep).
     pub fn passes_at(&self, min_dense: f32, min_overlap: f32, min_shared: usize) -> bool {
-        let covered = self.coverage >= min_overlap || self.shared >= min_shared;
+        let covered =
+            self.coverage >= min_overlap || (!self.elsewhere && self.shared >= min_shared);
         self.hits > 0 && self.best_dense >= min_dense && covered
     }
 }
@@ -55,6 +62,8 @@ const SHORT_FORMS: &[(&str, &str)] = &[
     ("续签", "续订"),
     ("辞退", "解除劳动合同"),
     ("开除", "解除劳动合同"),
+    ("欠缴", "未按时足额缴纳"),
+    ("国企", "国有企业"),
 ];
 
 /// The question with the documents' words for its short forms added
@@ -110,6 +119,7 @@ pub fn retrieve(
         best_dense,
         coverage,
         shared,
+        elsewhere: places.only_elsewhere(),
     };
     Ok((hybrid, figures))
 }
@@ -153,6 +163,7 @@ impl Assistant {
                 "best_dense": g.best_dense,
                 "coverage": g.coverage,
                 "shared_terms": g.shared,
+                "elsewhere": g.elsewhere,
                 "passed": passed,
             }),
         );
@@ -204,9 +215,13 @@ mod tests {
     fn short_forms_get_the_documents_words() {
         assert_eq!(
             with_document_words("单位欠缴社保会有什么后果？"),
-            "单位欠缴社保会有什么后果？ 社会保险"
+            "单位欠缴社保会有什么后果？ 社会保险 未按时足额缴纳"
         );
         assert_eq!(with_document_words("社会保险怎么交？"), "社会保险怎么交？");
+        assert_eq!(
+            with_document_words("国企拖欠货款合法吗？"),
+            "国企拖欠货款合法吗？ 国有企业"
+        );
         // "社保" inside "社会保险" is not a short form.
         assert_eq!(
             with_document_words("高校毕业生求职补贴"),
@@ -278,6 +293,12 @@ mod tests {
         assert_eq!(hits[0].region, "全国");
         // The gate's dense score is the applicable passage's, not the excluded one's.
         assert!((g.best_dense - 0.8).abs() < 1e-6, "{g:?}");
+        // Only the national law's sentence may answer, and it holds too few of the terms;
+        // shared terms alone would let it through for a question about Shandong.
+        assert!(g.elsewhere && !g.passes_at(0.0, 0.99, 1), "{g:?}");
+        let mut here = g;
+        here.elsewhere = false;
+        assert!(here.passes_at(0.0, 0.99, 1), "{here:?}");
         // Without another place named, the best passage stays first.
         let (hits, _) = retrieve(&TwoRegions, "最低工资标准是多少？", 1).unwrap();
         assert_eq!(hits[0].region, "山东省");
