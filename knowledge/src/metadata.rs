@@ -82,10 +82,11 @@ pub fn find_region(title: &str) -> String {
 }
 
 /// Provinces, regions and large cities outside Shandong, in their short forms (a question
-/// says 广东, rarely 广东省).
+/// says 广东, rarely 广东省) — except where the short form is also a run of everyday words
+/// (每天津贴, 完成都, 东西安全): those only with 市.
 const ELSEWHERE: [&str; 46] = [
     "北京",
-    "天津",
+    "天津市",
     "上海",
     "重庆",
     "河北",
@@ -123,8 +124,8 @@ const ELSEWHERE: [&str; 46] = [
     "苏州",
     "南京",
     "武汉",
-    "成都",
-    "西安",
+    "成都市",
+    "西安市",
     "郑州",
     "长沙",
     "厦门",
@@ -143,12 +144,22 @@ pub struct PlacesNamed {
     pub elsewhere: Vec<&'static str>,
 }
 
-/// The places `text` names ([`PlacesNamed`]).
+/// Words of someone who came back from elsewhere ("在北京打工多年，回老家创业"): the place
+/// named is where they were, the question is about home.
+const RETURNED: [&str; 8] = [
+    "返乡", "回乡", "老家", "家乡", "回来", "回到", "回流", "返回",
+];
+
+/// The places `text` names ([`PlacesNamed`]). A place outside Shandong that the person came
+/// from ("从上海", or any with 返乡, 回老家) counts as Shandong: the question is about here.
 pub fn places_named(text: &str) -> PlacesNamed {
+    let came_from = RETURNED.iter().any(|w| text.contains(w))
+        || ELSEWHERE.iter().any(|p| text.contains(&format!("从{p}")));
     PlacesNamed {
-        shandong: ["山东", "全省", "本省", "我省"]
-            .iter()
-            .any(|w| text.contains(w)),
+        shandong: came_from
+            || ["山东", "全省", "本省", "我省"]
+                .iter()
+                .any(|w| text.contains(w)),
         cities: SHANDONG_CITIES
             .iter()
             .copied()
@@ -302,6 +313,20 @@ mod tests {
         let none = places_named("失业保险金能领多久？");
         assert!(!none.any());
         assert!(!none.excludes("济南市") && !none.excludes("山东省"));
+        // Back home from elsewhere: the question is about Shandong.
+        for q in [
+            "在北京打工多年，回老家创业有什么补贴？",
+            "从上海辞职了，失业金能在这边领吗？",
+        ] {
+            let p = places_named(q);
+            assert!(!p.only_elsewhere() && !p.excludes("山东省"), "{q}");
+        }
+        // Everyday words that hold a place's short form name no place.
+        for q in ["培训完成都能领补贴吗？", "每天津贴多少？", "东西安全吗？"]
+        {
+            assert!(!places_named(q).any(), "{q}");
+        }
+        assert!(places_named("天津市的落户政策？").only_elsewhere());
         // 济南 is not 海南 or 河南.
         assert!(places_named("济南的残疾人有什么补贴？")
             .elsewhere
