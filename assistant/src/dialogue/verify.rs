@@ -478,9 +478,9 @@ mod tests {
 
     const Q: &str = "高校毕业生求职补贴是多少？";
 
-    #[test]
-    fn an_answer_naming_another_thing_than_the_one_asked_about_misses_the_name() {
-        let e = vec![Evidence {
+    /// One sentence that names two things: the 平台 and the 服务区.
+    fn two_names() -> Vec<Evidence> {
+        vec![Evidence {
             n: 1,
             doc_id: "d".into(),
             title: "关于打造退役军人就业创业服务平台的意见".into(),
@@ -488,7 +488,12 @@ mod tests {
             section: "（四）打造退役军人就业创业服务平台".into(),
             article: None,
             text: "实施退役军人就业服务专项行动。利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供线上就业服务。".into(),
-        }];
+        }]
+    }
+
+    #[test]
+    fn an_answer_naming_another_thing_than_the_one_asked_about_misses_the_name() {
+        let e = two_names();
         let q = "退役军人找工作可以用哪个线上平台？";
         let v = Verifier::new(e.clone(), q);
         assert!(v.missed_asked_name("可以使用“数智就业”服务区[1]。"));
@@ -500,15 +505,7 @@ mod tests {
 
     #[test]
     fn a_sentence_giving_the_asked_thing_its_neighbours_name_is_dropped() {
-        let e = vec![Evidence {
-            n: 1,
-            doc_id: "d".into(),
-            title: "关于打造退役军人就业创业服务平台的意见".into(),
-            doc_number: String::new(),
-            section: "（四）打造退役军人就业创业服务平台".into(),
-            article: None,
-            text: "实施退役军人就业服务专项行动。利用全省退役军人“军岗在线”平台、“数智就业”服务区等载体为退役军人提供线上就业服务。".into(),
-        }];
+        let e = two_names();
         let q = "退役军人找工作可以用哪个线上平台？";
         let mut v = Verifier::new(e.clone(), q);
         // Every term is in the evidence sentence, but the name is the 服务区's.
