@@ -9,7 +9,7 @@ use std::time::Instant;
 
 fn main() {
     let (rows, cols) = (4864usize, 1024usize);
-    // COMPACT=1: Q5_0 kept in its blocks (`llm.load.prefill = "int8_compact"`).
+    // COMPACT=1: Q5_0 and Q4_K kept in their blocks (`llm.load.prefill = "int8_compact"`).
     let compact = std::env::var("COMPACT").is_ok_and(|v| v == "1");
     let args: Vec<String> = std::env::args().collect();
     let tokens: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(512);

@@ -2,18 +2,30 @@
 //! pass) over more weights than the caches hold: what DRAM bandwidth our kernel reaches, next
 //! to candle's Q8_0 kernel, and what a pass for several rows costs against one.
 //!
-//!   ROWS=8 [COMPACT=1] cargo run --release -p models --example qgemv
+//!   ROWS=8 [COMPACT=1] [DT=q4k] cargo run --release -p models --example qgemv
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use models::llm::qlinear::{matmul, Input, Kernel, Packed};
 use std::time::Instant;
 
 fn main() {
-    let (rows, cols, n) = (4864usize, 896usize, 24usize);
-    // COMPACT=1: Q5_0 kept in its blocks (`llm.load.prefill = "int8_compact"`).
+    // COMPACT=1: Q5_0 and Q4_K kept in their blocks (`llm.load.prefill = "int8_compact"`).
     let compact = std::env::var("COMPACT").is_ok_and(|v| v == "1");
+    // DT=q4k: the weights in Q4_K (the 1.5B catalog model's main format) instead of Q5_0.
+    let dtype = match std::env::var("DT").as_deref() {
+        Ok("q4k") => GgmlDType::Q4K,
+        _ => GgmlDType::Q5_0,
+    };
+    // The default model's FFN shape for Q5_0; the 1.5B model's for Q4_K (whose rows must be a
+    // multiple of 256 values).
+    let (rows, cols, n) = if dtype == GgmlDType::Q4K {
+        (8960usize, 1536usize, 8usize)
+    } else {
+        (4864, 896, 24)
+    };
+    println!("{dtype:?} weights {rows}×{cols} ×{n}, kept in their blocks: {compact}");
     let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu).unwrap();
-    let q = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+    let q = QTensor::quantize(&w, dtype).unwrap();
     let packed: Vec<Packed> = (0..n)
         .map(|_| Packed::from_qtensor(&q, compact).unwrap().unwrap())
         .collect();

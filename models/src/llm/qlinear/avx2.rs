@@ -353,3 +353,329 @@ unsafe fn q5_tile<const R: usize, const T: usize>(
         }
     }
 }
+
+/// Weight rows per pass when decoding from Q4_K super-blocks.
+const Q4K_RT: usize = 4;
+
+/// Decoding products straight from Q4_K super-blocks (a few input rows): each super-block's
+/// nibbles are split in registers and multiplied by every input row of the tile, each
+/// 32-value sub-block scaled by its own `d·sc`; the minimums are subtracted per super-block
+/// as eight `dmin·m · d_x·Σq_x` at once, summed on the side.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; the ranges must be within `w` and `x`, and `raw` must
+/// be `w`'s super-blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gemv_q4_k(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q4_K_BYTES);
+    let rt = if tokens.len() == 1 { Q4K_RT } else { 2 };
+    let raw = raw.as_ptr();
+    let nb = w.blocks();
+    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
+        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
+        unsafe {
+            match (rn, tn) {
+                (4, _) => q4k_tile::<4, 1>(raw, nb, x, r, t, o),
+                (3, _) => q4k_tile::<3, 1>(raw, nb, x, r, t, o),
+                (2, 4) => q4k_tile::<2, 4>(raw, nb, x, r, t, o),
+                (2, 3) => q4k_tile::<2, 3>(raw, nb, x, r, t, o),
+                (2, 2) => q4k_tile::<2, 2>(raw, nb, x, r, t, o),
+                (2, _) => q4k_tile::<2, 1>(raw, nb, x, r, t, o),
+                (_, 4) => q4k_tile::<1, 4>(raw, nb, x, r, t, o),
+                (_, 3) => q4k_tile::<1, 3>(raw, nb, x, r, t, o),
+                (_, 2) => q4k_tile::<1, 2>(raw, nb, x, r, t, o),
+                _ => q4k_tile::<1, 1>(raw, nb, x, r, t, o),
+            }
+        }
+    });
+}
+
+/// One Q4_K super-block's eight sub-block scales `d·sc` and minimums `dmin·m`. The twelve
+/// bytes of 6-bit values are rearranged as whole words into eight scale bytes and eight
+/// minimum bytes (llama.cpp's `kmask` shuffle), a dozen integer operations where decoding
+/// each pair apart cost as much as the block's products.
+///
+/// # Safety
+/// `blk` must point at a whole super-block.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn q4_k_scales(blk: *const u8) -> (__m256, __m256) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    // SAFETY: the super-block's first 16 bytes are readable (caller).
+    let (dd, w) = unsafe {
+        let p = blk.add(4) as *const u32;
+        (
+            (blk as *const u32).read_unaligned(),
+            [
+                p.read_unaligned(),
+                p.add(1).read_unaligned(),
+                p.add(2).read_unaligned(),
+            ],
+        )
+    };
+    // Scales of sub-blocks 0..4 are the low 6 bits of bytes 0..4, of 4..8 the low nibbles of
+    // bytes 8..12 with the top 2 bits of bytes 0..4 above them; the minimums likewise from
+    // bytes 4..8 and the high nibbles of bytes 8..12.
+    let scales = [w[0] & LOW6, (w[2] & LOW4) | (((w[0] >> 6) & LOW2) << 4)];
+    let mins = [
+        w[1] & LOW6,
+        ((w[2] >> 4) & LOW4) | (((w[1] >> 6) & LOW2) << 4),
+    ];
+    let bytes = |v: [u32; 2]| {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+            (v[0] as u64 | ((v[1] as u64) << 32)) as i64,
+        )))
+    };
+    let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(dd as i32));
+    (
+        _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(dd)), bytes(scales)),
+        _mm256_mul_ps(
+            _mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dd))),
+            bytes(mins),
+        ),
+    )
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
+unsafe fn q4k_tile<const R: usize, const T: usize>(
+    raw: *const u8,
+    nb: usize,
+    x: &Input,
+    r0: usize,
+    t0: usize,
+    o: Out,
+) {
+    use super::pack::Q4_K_BYTES;
+    let per_row = nb / 8;
+    let xq = x.q.as_ptr();
+    let ones = _mm256_set1_epi16(1);
+    let low = _mm256_set1_epi8(0x0F);
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    let mut side = [[_mm256_setzero_ps(); T]; R];
+    for sb in 0..per_row {
+        // The next tile's super-blocks, as for the Q5_0 tile (its rows follow these).
+        let next = raw.wrapping_add(((r0 + R) * per_row + sb * R) * Q4_K_BYTES);
+        for l in (0..R * Q4_K_BYTES).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+        }
+        let mut blk = [raw; R];
+        let mut scale = [[0f32; 8]; R];
+        for i in 0..R {
+            // SAFETY: row r0 + i < rows, super-block sb < per_row; 8 floats.
+            unsafe {
+                blk[i] = raw.add(((r0 + i) * per_row + sb) * Q4_K_BYTES);
+                let (s, m) = q4_k_scales(blk[i]);
+                _mm256_storeu_ps(scale[i].as_mut_ptr(), s);
+                for j in 0..T {
+                    let sum = _mm256_loadu_ps(x.sum.as_ptr().add((t0 + j) * nb + sb * 8));
+                    side[i][j] = _mm256_fmadd_ps(m, sum, side[i][j]);
+                }
+            }
+        }
+        for p in 0..4 {
+            let mut lo = [_mm256_setzero_si256(); R];
+            let mut hi = [_mm256_setzero_si256(); R];
+            for i in 0..R {
+                // SAFETY: the super-block's nibbles are bytes 16..144.
+                let q = unsafe { _mm256_loadu_si256(blk[i].add(16 + 32 * p) as *const __m256i) };
+                lo[i] = _mm256_and_si256(q, low);
+                hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            }
+            for j in 0..T {
+                let at = (t0 + j) * nb + sb * 8 + 2 * p;
+                // SAFETY: input row t0 + j < tokens, blocks at, at + 1 < nb.
+                let (xl, xh, dl, dh) = unsafe {
+                    (
+                        _mm256_loadu_si256(xq.add(at * BLOCK) as *const __m256i),
+                        _mm256_loadu_si256(xq.add((at + 1) * BLOCK) as *const __m256i),
+                        *x.d.get_unchecked(at),
+                        *x.d.get_unchecked(at + 1),
+                    )
+                };
+                for i in 0..R {
+                    let sl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xl), ones);
+                    let sh = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xh), ones);
+                    acc[i][j] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(sl),
+                        _mm256_set1_ps(scale[i][2 * p] * dl),
+                        acc[i][j],
+                    );
+                    acc[i][j] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(sh),
+                        _mm256_set1_ps(scale[i][2 * p + 1] * dh),
+                        acc[i][j],
+                    );
+                }
+            }
+        }
+    }
+    for i in 0..R {
+        for j in 0..T {
+            // SAFETY: in bounds; this thread owns these rows.
+            unsafe { o.set(t0 + j, r0 + i, hsum(acc[i][j]) - hsum(side[i][j])) };
+        }
+    }
+}
+
+/// Weight rows per pass when decoding from Q6_K super-blocks.
+const Q6K_RT: usize = 4;
+
+/// Decoding products straight from Q6_K super-blocks (a few input rows). Each 32-value block
+/// is rebuilt in registers as its unsigned 6-bit values `u` (four low bits, two high bits);
+/// `vpmaddubsw` of `u` and of 32 with the input row, subtracted, gives `(u − 32)·x` in pairs,
+/// and `vpmaddwd` with the two 16-value sub-blocks' scales sums them to 8 lanes of i32 —
+/// exactly the file's values, with no minimum to subtract.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; the ranges must be within `w` and `x`, and `raw` must
+/// be `w`'s [`Packed::q6_k`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gemv_q6_k(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q6_K_BYTES);
+    let rt = if tokens.len() == 1 { Q6K_RT } else { 2 };
+    let raw = raw.as_ptr();
+    let nb = w.blocks();
+    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
+        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
+        unsafe {
+            match (rn, tn) {
+                (4, _) => q6k_tile::<4, 1>(raw, nb, x, r, t, o),
+                (3, _) => q6k_tile::<3, 1>(raw, nb, x, r, t, o),
+                (2, 4) => q6k_tile::<2, 4>(raw, nb, x, r, t, o),
+                (2, 3) => q6k_tile::<2, 3>(raw, nb, x, r, t, o),
+                (2, 2) => q6k_tile::<2, 2>(raw, nb, x, r, t, o),
+                (2, _) => q6k_tile::<2, 1>(raw, nb, x, r, t, o),
+                (_, 4) => q6k_tile::<1, 4>(raw, nb, x, r, t, o),
+                (_, 3) => q6k_tile::<1, 3>(raw, nb, x, r, t, o),
+                (_, 2) => q6k_tile::<1, 2>(raw, nb, x, r, t, o),
+                _ => q6k_tile::<1, 1>(raw, nb, x, r, t, o),
+            }
+        }
+    });
+}
+
+/// Block `g` (0..4) of the half of a Q6_K super-block whose low nibbles are `ql` (64 bytes)
+/// and high bit pairs `qh` (32 bytes): its 32 unsigned 6-bit values.
+///
+/// # Safety
+/// `ql` and `qh` must point at the half's bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn q6_k_values(ql: *const u8, qh: *const u8, g: usize) -> __m256i {
+    // SAFETY: 32 bytes at ql + 32·(g & 1) and at qh are the half's (caller).
+    let (l, h) = unsafe {
+        (
+            _mm256_loadu_si256(ql.add(32 * (g & 1)) as *const __m256i),
+            _mm256_loadu_si256(qh as *const __m256i),
+        )
+    };
+    let m4 = _mm256_set1_epi8(0x0F);
+    let low = if g < 2 {
+        _mm256_and_si256(l, m4)
+    } else {
+        _mm256_and_si256(_mm256_srli_epi16(l, 4), m4)
+    };
+    // Bits 2g, 2g + 1 of qh moved to bits 4, 5 (masked first, so no bit crosses a byte).
+    let high = match g {
+        0 => _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x03)), 4),
+        1 => _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0x0C)), 2),
+        2 => _mm256_and_si256(h, _mm256_set1_epi8(0x30)),
+        _ => _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(0xC0u8 as i8)), 2),
+    };
+    _mm256_or_si256(low, high)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
+unsafe fn q6k_tile<const R: usize, const T: usize>(
+    raw: *const u8,
+    nb: usize,
+    x: &Input,
+    r0: usize,
+    t0: usize,
+    o: Out,
+) {
+    use super::pack::Q6_K_BYTES;
+    let per_row = nb / 8;
+    let xq = x.q.as_ptr();
+    let offset = _mm256_set1_epi8(32);
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    for sb in 0..per_row {
+        // The next tile's super-blocks, as for the Q5_0 tile (its rows follow these).
+        let next = raw.wrapping_add(((r0 + R) * per_row + sb * R) * Q6_K_BYTES);
+        for l in (0..R * Q6_K_BYTES).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
+        }
+        let mut blk = [raw; R];
+        let mut d = [0f32; R];
+        for i in 0..R {
+            // SAFETY: row r0 + i < rows, super-block sb < per_row; d is its last two bytes.
+            unsafe {
+                blk[i] = raw.add(((r0 + i) * per_row + sb) * Q6_K_BYTES);
+                let bits = (blk[i].add(208) as *const u16).read_unaligned();
+                d[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)));
+            }
+        }
+        for k in 0..8 {
+            let (h, g) = (k / 4, k % 4);
+            let mut u = [_mm256_setzero_si256(); R];
+            let mut sc = [_mm256_setzero_si256(); R];
+            for i in 0..R {
+                // SAFETY: the half's bytes and the two scales are within the super-block.
+                unsafe {
+                    u[i] = q6_k_values(blk[i].add(64 * h), blk[i].add(128 + 32 * h), g);
+                    let s = blk[i].add(192 + 8 * h + 2 * g) as *const i8;
+                    sc[i] = _mm256_set_m128i(
+                        _mm_set1_epi16(*s.add(1) as i16),
+                        _mm_set1_epi16(*s as i16),
+                    );
+                }
+            }
+            for j in 0..T {
+                let at = (t0 + j) * nb + sb * 8 + k;
+                // SAFETY: input row t0 + j < tokens, block at < nb.
+                let (xv, dx) = unsafe {
+                    (
+                        _mm256_loadu_si256(xq.add(at * BLOCK) as *const __m256i),
+                        *x.d.get_unchecked(at),
+                    )
+                };
+                let shift = _mm256_maddubs_epi16(offset, xv);
+                for i in 0..R {
+                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u[i], xv), shift);
+                    let s = _mm256_madd_epi16(p, sc[i]);
+                    acc[i][j] = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(s),
+                        _mm256_set1_ps(d[i] * dx),
+                        acc[i][j],
+                    );
+                }
+            }
+        }
+    }
+    for i in 0..R {
+        for j in 0..T {
+            // SAFETY: in bounds; this thread owns these rows.
+            unsafe { o.set(t0 + j, r0 + i, hsum(acc[i][j])) };
+        }
+    }
+}

@@ -1,10 +1,13 @@
 //! Our own int8 matrix products for the quantized weights of a GGUF, on the CPU.
 //!
 //! Weights are packed once at load into int8 blocks of 32 values with a scale and a minimum —
-//! exactly the file's values for Q8_0, Q5_0 and Q4_K ([`pack`]). Q5_0 weights may instead stay
-//! in the file's 22-byte blocks (0.61 of the bytes; `llm.load.prefill = "int8_compact"`), read
+//! exactly the file's values for Q8_0 and Q5_0 ([`pack`]). Q4_K weights stay in the file's
+//! 144-byte super-blocks (0.45 of the bytes of their int8 form), and Q5_0 weights may too, in
+//! their 22-byte blocks (0.61 of the bytes; `llm.load.prefill = "int8_compact"`): read
 //! directly while decoding a few rows and unpacked to int8 a few hundred KiB of rows at a
-//! time for prefill. Each input row
+//! time for prefill. Q6_K weights keep the file's 210-byte super-blocks beside their int8 form
+//! (which is not exact: Q6_K scales 16 values at a time): decoding reads the blocks, prefill
+//! the int8 form. Each input row
 //! is quantized once per product to int8 blocks of 32 (`x ≈ d·q`, as llama.cpp does for its
 //! Q8_0 dot products), so one output is
 //!
@@ -191,9 +194,9 @@ const TOKEN_CHUNK: usize = 64;
 /// decode: 128×896 and 896×896 weights run faster alone).
 const SERIAL_BELOW: usize = 1 << 20;
 
-/// Input rows up to which Q5_0 weights are multiplied straight from their blocks (decoding,
-/// a batch of a few sequences); above, groups of rows are unpacked to int8 once and the
-/// register-tiled kernels run over all the input rows.
+/// Input rows up to which weights kept in their blocks are multiplied straight from them
+/// (decoding, a batch of a few sequences); above, groups of rows are unpacked to int8 once and
+/// the register-tiled kernels run over all the input rows.
 const DIRECT_TOKENS: usize = 4;
 
 /// Rows are split between threads and unpacked in multiples of this (the tiles' rows).
@@ -233,9 +236,9 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
         .step_by(per.max(1))
         .map(|s| (s, (s + per).min(w.rows)))
         .collect();
-    let run = |(r0, r1): (usize, usize)| match &w.q5_0 {
-        Some(raw) if x.tokens <= DIRECT_TOKENS => direct_q5_0(w, raw, x, r0..r1, kernel, o),
-        Some(raw) => UNPACKED.with_borrow_mut(|rows| {
+    let run = |(r0, r1): (usize, usize)| match (w.decode_blocks(), w.raw_blocks()) {
+        (Some(raw), _) if x.tokens <= DIRECT_TOKENS => direct(w, raw, x, r0..r1, kernel, o),
+        (_, Some(raw)) => UNPACKED.with_borrow_mut(|rows| {
             let step = (UNPACK_BYTES / w.cols / ROW_STEP).max(1) * ROW_STEP;
             for g in (r0..r1).step_by(step) {
                 let n = (r1 - g).min(step);
@@ -243,7 +246,7 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
                 int8(rows, x, 0..n, kernel, o.starting_at_row(g));
             }
         }),
-        None => int8(w, x, r0..r1, kernel, o),
+        _ => int8(w, x, r0..r1, kernel, o),
     };
     if ranges.len() == 1 {
         run(ranges[0]);
@@ -294,32 +297,41 @@ fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: 
     }
 }
 
-/// Rows of a Q5_0 matrix times a few input rows, read from the blocks. The AVX2 kernel also
-/// serves AVX-512 machines (they all have AVX2): a decoding pass is bound by reading the
+/// Rows of a matrix kept in the file's blocks (Q5_0, Q4_K or Q6_K: its
+/// [`Packed::decode_blocks`]) times a few input rows, read from the blocks. The AVX2 kernels
+/// also serve AVX-512 machines (they all have AVX2): a decoding pass is bound by reading the
 /// weights, not by the multiply-adds.
-fn direct_q5_0(
-    w: &Packed,
-    raw: &[u8],
-    x: &Input,
-    rows: std::ops::Range<usize>,
-    kernel: Kernel,
-    o: Out,
-) {
+fn direct(w: &Packed, raw: &[u8], x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: Out) {
+    let tokens = 0..x.tokens;
     #[cfg(target_arch = "x86_64")]
     if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
         // SAFETY: AVX2, FMA and F16C are present (checked); ranges are in bounds.
-        unsafe { avx2::gemv_q5_0(w, raw, x, rows, 0..x.tokens, o) };
+        unsafe {
+            if w.q4_k.is_some() {
+                avx2::gemv_q4_k(w, raw, x, rows, tokens, o)
+            } else if w.q5_0.is_some() {
+                avx2::gemv_q5_0(w, raw, x, rows, tokens, o)
+            } else {
+                avx2::gemv_q6_k(w, raw, x, rows, tokens, o)
+            }
+        };
         return;
     }
     let _ = kernel;
-    scalar::gemv_q5_0(w, raw, x, rows, 0..x.tokens, o)
+    if w.q4_k.is_some() {
+        scalar::gemv_q4_k(w, raw, x, rows, tokens, o)
+    } else if w.q5_0.is_some() {
+        scalar::gemv_q5_0(w, raw, x, rows, tokens, o)
+    } else {
+        scalar::gemv_q6_k(w, raw, x, rows, tokens, o)
+    }
 }
 
-/// Rows `r0..r0 + n` of `w`'s Q5_0 blocks `raw` unpacked into `into` (SIMD where the CPU
-/// has AVX2).
+/// Rows `r0..r0 + n` of `w`'s kept blocks `raw` unpacked into `into` (Q5_0 with SIMD where
+/// the CPU has AVX2).
 fn unpack(w: &Packed, raw: &[u8], r0: usize, n: usize, into: &mut Packed, kernel: Kernel) {
     #[cfg(target_arch = "x86_64")]
-    if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
+    if w.q5_0.is_some() && kernel != Kernel::Scalar && Kernel::Avx2.supported() {
         w.shape_unpacked(n, into);
         // SAFETY: AVX2, FMA and F16C are present (checked); `into` was sized for n rows and
         // rows r0..r0 + n are in `raw`.

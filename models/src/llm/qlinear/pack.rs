@@ -5,9 +5,10 @@
 //! (Q6_K's 16-value sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7
 //! unsigned bits with a minimum per 32 values, a step finer than the format's own.
 //!
-//! Q5_0 weights may also be kept in the file's own blocks (22 bytes per 32 values against 36
-//! unpacked): decoding then reads them directly, prefill unpacks a few hundred KiB of rows at
-//! a time into int8 ([`Packed::unpack_rows`]).
+//! Q5_0 and Q4_K weights may also be kept in the file's own blocks (Q5_0: 22 bytes per 32
+//! values against 36 unpacked; Q4_K: 144 bytes per 256 values against 320): decoding then
+//! reads them directly, prefill unpacks a few hundred KiB of rows at a time into int8
+//! ([`Packed::unpack_rows`]).
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -41,6 +42,19 @@ pub struct Packed {
     /// bytes per block, row after row) when packed with `keep_q5_0` — `q` and `scale` are
     /// then empty: 0.61 of the bytes of the unpacked form.
     pub q5_0: Option<Vec<u8>>,
+    /// The file's Q4_K super-blocks as they are (`f16 d`, `f16 dmin`, 12 bytes of 6-bit
+    /// scales and minimums, 128 bytes of nibbles; 144 bytes per 256 values, row after row)
+    /// — `q`, `scale` and `min` are then empty: 0.45 of the bytes of the unpacked form, which
+    /// decoding reads once per token. Always kept: decoding straight from them ran a
+    /// 8960×1536 product in half the time of the unpacked form (`DT=q4k --example qgemv`),
+    /// and prefill, which unpacks groups of rows, no slower (`DT=q4k --example qgemm`).
+    pub q4_k: Option<Vec<u8>>,
+    /// The file's Q6_K super-blocks as they are (128 bytes of low nibbles, 64 of high bit
+    /// pairs, 16 signed scales, `f16 d`; 210 bytes per 256 values), kept beside the int8 form:
+    /// decoding reads them directly (0.66 of the int8 form's bytes, and the file's exact
+    /// values); prefill runs on the int8 form, since Q6_K's 16-value sub-blocks have no exact
+    /// int8 form with one scale per 32.
+    pub q6_k: Option<Vec<u8>>,
     /// Whether every `q` is in `0..=127`: the kernels then multiply unsigned weights by signed
     /// inputs directly (`vpmaddubsw`), without moving the signs over first. Q5_0 (its raw
     /// 5-bit values, `min = 16·d`), Q4_K and the re-quantized formats (7-bit unsigned with
@@ -65,9 +79,9 @@ impl Packed {
         }
     }
 
-    /// Packs a 2-D weight; `None` when its width is not a multiple of 32. With `keep_q5_0`,
-    /// Q5_0 weights keep the file's blocks ([`Packed::q5_0`]); otherwise every format is
-    /// unpacked to int8.
+    /// Packs a 2-D weight; `None` when its width is not a multiple of 32. Q4_K weights keep
+    /// the file's blocks ([`Packed::q4_k`]), and so do Q5_0 weights with `keep_q5_0`
+    /// ([`Packed::q5_0`]); every other format is unpacked to int8.
     pub fn from_qtensor(t: &QTensor, keep_q5_0: bool) -> Result<Option<Self>> {
         let (rows, cols) = match t.shape().dims() {
             [r, c] => (*r, *c),
@@ -90,6 +104,8 @@ impl Packed {
             exact: true,
             unsigned: true,
             q5_0: None,
+            q4_k: None,
+            q6_k: None,
         };
         match t.dtype() {
             GgmlDType::Q8_0 if bytes.len() == nb * 34 => {
@@ -114,32 +130,21 @@ impl Packed {
                     p.scale[b] = unpack_q5_0(blk, &mut p.q[b * BLOCK..(b + 1) * BLOCK]);
                 }
             }
-            GgmlDType::Q4K if bytes.len() == n / 256 * 144 => {
-                let mut min = vec![0.0; nb];
-                for (sb, blk) in bytes.chunks_exact(144).enumerate() {
-                    let d = half(blk, 0);
-                    let dmin = half(blk, 2);
-                    let scales = &blk[4..16];
-                    let qs = &blk[16..144];
-                    for j in 0..4 {
-                        let (sc1, m1) = scale_min_k4(2 * j, scales);
-                        let (sc2, m2) = scale_min_k4(2 * j + 1, scales);
-                        let b1 = sb * 8 + 2 * j;
-                        p.scale[b1] = d * sc1 as f32;
-                        min[b1] = dmin * m1 as f32;
-                        p.scale[b1 + 1] = d * sc2 as f32;
-                        min[b1 + 1] = dmin * m2 as f32;
-                        let q = &qs[32 * j..32 * j + 32];
-                        let (lo, hi) = p.q[b1 * BLOCK..(b1 + 2) * BLOCK].split_at_mut(BLOCK);
-                        for ((l, h), &v) in lo.iter_mut().zip(hi).zip(q) {
-                            *l = (v & 0x0F) as i8;
-                            *h = (v >> 4) as i8;
-                        }
-                    }
-                }
-                p.min = Some(min);
+            GgmlDType::Q4K
+                if cols % Q4_K_VALUES == 0 && bytes.len() == n / Q4_K_VALUES * Q4_K_BYTES =>
+            {
+                p.q = Vec::new();
+                p.scale = Vec::new();
+                p.q4_k = Some(bytes.to_vec());
+                return Ok(Some(p));
             }
             _ => {
+                if t.dtype() == GgmlDType::Q6K
+                    && cols % Q6_K_VALUES == 0
+                    && bytes.len() == n / Q6_K_VALUES * Q6_K_BYTES
+                {
+                    p.q6_k = Some(bytes.to_vec());
+                }
                 // Everything else: through f32, 8 bits per 32 values.
                 let dense = t
                     .dequantize(&candle_core::Device::Cpu)?
@@ -169,14 +174,53 @@ impl Packed {
             exact: true,
             unsigned: true,
             q5_0: None,
+            q4_k: None,
+            q6_k: None,
         }
     }
 
-    /// Rows `r0..r0 + n` of this matrix's Q5_0 blocks `raw` (its [`Packed::q5_0`]) unpacked
-    /// into `into` as an int8 matrix of `n` rows: the raw 5-bit values, `offset` 16.
+    /// The file's blocks this matrix keeps instead of the int8 form ([`Packed::q5_0`] or
+    /// [`Packed::q4_k`]), if any.
+    pub fn raw_blocks(&self) -> Option<&[u8]> {
+        self.q5_0.as_deref().or(self.q4_k.as_deref())
+    }
+
+    /// The file's blocks decoding reads directly: those kept instead of the int8 form, or the
+    /// Q6_K blocks kept beside it.
+    pub fn decode_blocks(&self) -> Option<&[u8]> {
+        self.raw_blocks().or(self.q6_k.as_deref())
+    }
+
+    /// Rows `r0..r0 + n` of this matrix's kept blocks `raw` ([`Packed::raw_blocks`]) unpacked
+    /// into `into` as an int8 matrix of `n` rows: Q5_0's raw 5-bit values with `offset` 16,
+    /// or Q4_K's 4-bit values with their sub-blocks' scales and minimums.
     pub fn unpack_rows(&self, raw: &[u8], r0: usize, n: usize, into: &mut Packed) {
         let nb = self.blocks();
         self.shape_unpacked(n, into);
+        if self.q4_k.is_some() {
+            let per_row = nb / 8;
+            let (mut scale, mut min) = ([0f32; 8], [0f32; 8]);
+            // Sized by `shape_unpacked`.
+            let mut mins = into.min.take().unwrap_or_default();
+            for r in 0..n {
+                for sb in 0..per_row {
+                    let at = ((r0 + r) * per_row + sb) * Q4_K_BYTES;
+                    let b0 = sb * 8;
+                    unpack_q4_k(
+                        &raw[at..at + Q4_K_BYTES],
+                        &mut into.q[(r * nb + b0) * BLOCK..(r * nb + b0 + 8) * BLOCK],
+                        &mut scale,
+                        &mut min,
+                    );
+                    for k in 0..8 {
+                        into.scale[(b0 + k) * n + r] = scale[k];
+                        mins[(b0 + k) * n + r] = min[k];
+                    }
+                }
+            }
+            into.min = Some(mins);
+            return;
+        }
         for r in 0..n {
             for b in 0..nb {
                 let at = ((r0 + r) * nb + b) * Q5_0_BYTES;
@@ -186,8 +230,8 @@ impl Packed {
         }
     }
 
-    /// Gives `into` the shape of `n` unpacked rows of this Q5_0 matrix (its buffers resized,
-    /// reusing their allocations).
+    /// Gives `into` the shape of `n` unpacked rows of this matrix's kept blocks (its buffers
+    /// resized, reusing their allocations).
     pub(crate) fn shape_unpacked(&self, n: usize, into: &mut Packed) {
         into.rows = n;
         into.cols = self.cols;
@@ -195,14 +239,22 @@ impl Packed {
         into.exact = true;
         into.unsigned = true;
         into.q5_0 = None;
-        into.min = None;
+        into.q4_k = None;
+        into.q6_k = None;
         into.q.resize(n * self.cols, 0);
         into.scale.resize(n * self.blocks(), 0.0);
+        if self.q4_k.is_some() {
+            let mut min = into.min.take().unwrap_or_default();
+            min.resize(n * self.blocks(), 0.0);
+            into.min = Some(min);
+        } else {
+            into.min = None;
+        }
     }
 
     /// Dequantized values, row after row (tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
-        if let Some(raw) = &self.q5_0 {
+        if let Some(raw) = self.raw_blocks() {
             let mut unpacked = Packed::scratch();
             self.unpack_rows(raw, 0, self.rows, &mut unpacked);
             return unpacked.dequantize();
@@ -229,6 +281,8 @@ impl Packed {
             + 4 * self.scale.len()
             + self.min.as_ref().map_or(0, |m| 4 * m.len())
             + self.q5_0.as_ref().map_or(0, Vec::len)
+            + self.q4_k.as_ref().map_or(0, Vec::len)
+            + self.q6_k.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -261,12 +315,74 @@ pub fn unpack_q5_0(blk: &[u8], out: &mut [i8]) -> f32 {
     half(blk, 0)
 }
 
+/// Values of one Q4_K super-block: eight sub-blocks of 32.
+pub const Q4_K_VALUES: usize = 256;
+
+/// Bytes of one Q4_K super-block: `f16 d`, `f16 dmin`, 12 bytes of 6-bit scales and minimums,
+/// 128 bytes of nibbles.
+pub const Q4_K_BYTES: usize = 144;
+
+/// One Q4_K super-block's 256 4-bit values into `q` and its eight sub-blocks' scales
+/// (`d·sc`) and minimums (`dmin·m`) into `scale` and `min`: value `v` of sub-block `k` is
+/// `scale[k]·q − min[k]`. Sub-blocks `2j` and `2j + 1` are the low and high nibbles of bytes
+/// `32j..32j + 32`.
+pub fn unpack_q4_k(blk: &[u8], q: &mut [i8], scale: &mut [f32], min: &mut [f32]) {
+    let (d, dmin) = (half(blk, 0), half(blk, 2));
+    let scales = &blk[4..16];
+    for k in 0..8 {
+        let (sc, m) = scale_min_k4(k, scales);
+        scale[k] = d * sc as f32;
+        min[k] = dmin * m as f32;
+    }
+    for (j, bytes) in blk[16..Q4_K_BYTES].chunks_exact(BLOCK).enumerate() {
+        let (lo, hi) = q[2 * j * BLOCK..(2 * j + 2) * BLOCK].split_at_mut(BLOCK);
+        for ((l, h), &v) in lo.iter_mut().zip(hi).zip(bytes) {
+            *l = (v & 0x0F) as i8;
+            *h = (v >> 4) as i8;
+        }
+    }
+}
+
+/// Values of one Q6_K super-block: sixteen sub-blocks of 16.
+pub const Q6_K_VALUES: usize = 256;
+
+/// Bytes of one Q6_K super-block: 128 bytes of low nibbles, 64 of high bit pairs, 16 signed
+/// scales, `f16 d`.
+pub const Q6_K_BYTES: usize = 210;
+
+/// One Q6_K super-block's 256 values as signed 6-bit integers `u − 32` into `q` and its
+/// sixteen sub-block scales into `scales`; returns `d`: value `v` is `d·scales[v / 16]·q[v]`.
+/// In each half of 128 values (64 bytes of `ql`, 32 of `qh`), value `l + 32g` (`l < 32`)
+/// takes its low four bits from `ql[l]` (g = 0, 2: low and high nibble) or `ql[l + 32]`
+/// (g = 1, 3) and its high two from bits `2g, 2g + 1` of `qh[l]` (ggml's
+/// `dequantize_row_q6_K`).
+pub fn unpack_q6_k(blk: &[u8], q: &mut [i8], scales: &mut [i8]) -> f32 {
+    for (h, (ql, qh)) in blk[..128]
+        .chunks_exact(64)
+        .zip(blk[128..192].chunks_exact(32))
+        .enumerate()
+    {
+        let out = &mut q[128 * h..128 * (h + 1)];
+        for l in 0..32 {
+            let hb = qh[l];
+            out[l] = ((ql[l] & 0x0F) | ((hb & 0x03) << 4)) as i8 - 32;
+            out[l + 32] = ((ql[l + 32] & 0x0F) | (((hb >> 2) & 0x03) << 4)) as i8 - 32;
+            out[l + 64] = ((ql[l] >> 4) | (((hb >> 4) & 0x03) << 4)) as i8 - 32;
+            out[l + 96] = ((ql[l + 32] >> 4) | (((hb >> 6) & 0x03) << 4)) as i8 - 32;
+        }
+    }
+    for (s, &b) in scales.iter_mut().zip(&blk[192..208]) {
+        *s = b as i8;
+    }
+    half(blk, 208)
+}
+
 fn half(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
 
 /// The 6-bit scale and minimum of sub-block `j` of a Q4_K block (ggml's `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 
-use super::pack::{unpack_q5_0, Q5_0_BYTES};
+use super::pack::{unpack_q4_k, unpack_q5_0, unpack_q6_k, Q4_K_BYTES, Q5_0_BYTES, Q6_K_BYTES};
 use super::{Input, Out, Packed, BLOCK};
 
 pub(super) fn gemm(w: &Packed, x: &Input, rows: Range<usize>, tokens: Range<usize>, o: Out) {
@@ -45,6 +45,88 @@ pub(super) fn gemv_q5_0(
                 let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
                 let dot: i32 = u.iter().zip(xb).map(|(&a, &b)| a as i32 * b as i32).sum();
                 *a += d * (x.d[i] * dot as f32 - w.offset * x.sum[i]);
+            }
+        }
+        for (a, t) in acc.iter().zip(tokens.clone()) {
+            // SAFETY: in bounds; this thread owns row r.
+            unsafe { o.set(t, r, *a) };
+        }
+    }
+}
+
+/// Products straight from Q4_K super-blocks (`raw`, the blocks of `w`): each super-block
+/// unpacked once per weight row, its sub-blocks' minimums subtracted per block.
+pub(super) fn gemv_q4_k(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    let nb = w.blocks();
+    let per_row = nb / 8;
+    let mut u = [0i8; 8 * BLOCK];
+    let (mut scale, mut min) = ([0f32; 8], [0f32; 8]);
+    let mut acc = vec![0f32; tokens.len()];
+    for r in rows {
+        acc.fill(0.0);
+        for sb in 0..per_row {
+            let at = (r * per_row + sb) * Q4_K_BYTES;
+            unpack_q4_k(&raw[at..at + Q4_K_BYTES], &mut u, &mut scale, &mut min);
+            for (a, t) in acc.iter_mut().zip(tokens.clone()) {
+                for k in 0..8 {
+                    let i = t * nb + sb * 8 + k;
+                    let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
+                    let ub = &u[k * BLOCK..(k + 1) * BLOCK];
+                    let dot: i32 = ub.iter().zip(xb).map(|(&a, &b)| a as i32 * b as i32).sum();
+                    *a += scale[k] * x.d[i] * dot as f32 - min[k] * x.sum[i];
+                }
+            }
+        }
+        for (a, t) in acc.iter().zip(tokens.clone()) {
+            // SAFETY: in bounds; this thread owns row r.
+            unsafe { o.set(t, r, *a) };
+        }
+    }
+}
+
+/// Products straight from Q6_K super-blocks (`raw`, `w`'s [`Packed::q6_k`]): each super-block
+/// unpacked once per weight row, each 16-value sub-block's integer dot product scaled by its
+/// own scale.
+pub(super) fn gemv_q6_k(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    let nb = w.blocks();
+    let per_row = nb / 8;
+    let mut u = [0i8; 8 * BLOCK];
+    let mut sc = [0i8; 16];
+    let mut acc = vec![0f32; tokens.len()];
+    for r in rows {
+        acc.fill(0.0);
+        for sb in 0..per_row {
+            let at = (r * per_row + sb) * Q6_K_BYTES;
+            let d = unpack_q6_k(&raw[at..at + Q6_K_BYTES], &mut u, &mut sc);
+            for (a, t) in acc.iter_mut().zip(tokens.clone()) {
+                for k in 0..8 {
+                    let i = t * nb + sb * 8 + k;
+                    let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
+                    let ub = &u[k * BLOCK..(k + 1) * BLOCK];
+                    let dot = |h: usize| -> i32 {
+                        ub[16 * h..16 * h + 16]
+                            .iter()
+                            .zip(&xb[16 * h..16 * h + 16])
+                            .map(|(&a, &b)| a as i32 * b as i32)
+                            .sum()
+                    };
+                    let sum = sc[2 * k] as i32 * dot(0) + sc[2 * k + 1] as i32 * dot(1);
+                    *a += d * x.d[i] * sum as f32;
+                }
             }
         }
         for (a, t) in acc.iter().zip(tokens.clone()) {

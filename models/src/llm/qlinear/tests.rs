@@ -73,15 +73,20 @@ fn packing_keeps_the_files_values() {
             .to_vec1::<f32>()
             .expect("vec");
         let mut got = p.dequantize();
-        if dtype == GgmlDType::Q5_0 {
-            // Kept in the file's blocks: 22 bytes per 32 values, nothing unpacked beside them,
-            // and the same values.
+        if matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q4K) {
+            // Kept in the file's blocks (Q5_0 when asked: 22 bytes per 32 values; Q4_K always:
+            // 144 per 256), nothing unpacked beside them, and the same values.
             let c = Packed::from_qtensor(&q, true)
                 .expect("pack")
                 .expect("packable");
-            assert!(c.q5_0.is_some() && c.q.is_empty());
-            assert_eq!(c.bytes(), 19 * 512 / 32 * 22);
-            assert_eq!(c.dequantize(), got);
+            assert!(c.raw_blocks().is_some() && c.q.is_empty() && c.min.is_none());
+            let bytes = if dtype == GgmlDType::Q5_0 {
+                19 * 512 / 32 * 22
+            } else {
+                19 * 512 / 256 * 144
+            };
+            assert_eq!(c.bytes(), bytes, "{dtype:?}");
+            assert_eq!(c.dequantize(), got, "{dtype:?}");
             got = c.dequantize();
         }
         let worst = got
@@ -109,6 +114,19 @@ fn packing_keeps_the_files_values() {
         .collect();
     let e = rel_err(&p.dequantize(), &want);
     assert!(e < 1e-2, "Q6_K through int8: {e}");
+    // Its blocks are kept beside the int8 form for decoding, and read back exactly.
+    let raw = p.q6_k.as_deref().expect("Q6_K blocks kept");
+    assert_eq!(p.decode_blocks(), Some(raw));
+    assert!(p.raw_blocks().is_none(), "prefill runs on the int8 form");
+    let exact: Vec<f64> = raw
+        .chunks_exact(pack::Q6_K_BYTES)
+        .flat_map(|blk| {
+            let (mut q, mut sc) = ([0i8; 256], [0i8; 16]);
+            let d = pack::unpack_q6_k(blk, &mut q, &mut sc);
+            (0..256).map(move |v| (d * sc[v / 16] as f32 * q[v] as f32) as f64)
+        })
+        .collect();
+    assert_eq!(exact, want);
     // A width that is not a multiple of 32 is not packed.
     let odd = QTensor::quantize(
         &Tensor::zeros((4, 40), candle_core::DType::F32, &Device::Cpu).expect("t"),
@@ -123,7 +141,7 @@ fn check_kernel(kernel: Kernel) {
         kernel.supported(),
         "{kernel:?} compiled in but not supported"
     );
-    // Q5_0 both unpacked and kept in its blocks (`keep_q5_0`).
+    // Q5_0 both unpacked and kept in its blocks (`keep_q5_0`); Q4_K is always kept.
     for (dtype, cols, keep_q5_0) in [
         (GgmlDType::Q8_0, 96, false),
         (GgmlDType::Q5_0, 96, false),
@@ -133,27 +151,45 @@ fn check_kernel(kernel: Kernel) {
         // thread's rows are 24 with 2 threads, 16 with 4).
         (GgmlDType::Q5_0, 32768, true),
         (GgmlDType::Q4K, 512, false),
+        (GgmlDType::Q4K, 256, false),
+        // Q4_K rows unpacked in groups for prefill too.
+        (GgmlDType::Q4K, 32768, false),
         (GgmlDType::Q6K, 256, false),
+        (GgmlDType::Q6K, 768, false),
     ] {
         let rows = 37;
         let p = Packed::from_qtensor(&weight(rows, cols, dtype, 3), keep_q5_0)
             .expect("pack")
             .expect("packable");
         assert_eq!(p.q5_0.is_some(), keep_q5_0);
+        assert_eq!(p.q4_k.is_some(), dtype == GgmlDType::Q4K);
         // Both of the kernels' paths: signed weights (Q8_0) and unsigned ones (the rest).
         assert_eq!(p.unsigned, dtype != GgmlDType::Q8_0, "{dtype:?}");
         let wf = p.dequantize();
-        // Q5_0 in its blocks goes straight from them up to DIRECT_TOKENS input rows (1, 3)
+        // Q6_K decodes from the file's exact values, prefill from its int8 form.
+        let exact: Vec<f32> = weight(rows, cols, dtype, 3)
+            .dequantize(&Device::Cpu)
+            .expect("deq")
+            .flatten_all()
+            .expect("flat")
+            .to_vec1()
+            .expect("vec");
+        // Weights in their blocks go straight from them up to DIRECT_TOKENS input rows (1, 3)
         // and through unpacked groups of rows above (5, 67).
         for tokens in [1, 3, 5, 67] {
             let xf = random(tokens * cols, 4 + tokens as u64);
             let x = Input::quantize(&xf, cols);
             let got = matmul(&p, &x, kernel);
+            let wf = if p.q6_k.is_some() && tokens <= DIRECT_TOKENS {
+                &exact
+            } else {
+                &wf
+            };
             // Against the same int8 input in f64: the kernel's arithmetic alone.
-            let e = rel_err(&got, &reference(&wf, &x.dequantize(), rows, cols));
+            let e = rel_err(&got, &reference(wf, &x.dequantize(), rows, cols));
             assert!(e < 1e-5, "{kernel:?} {dtype:?} tokens {tokens}: {e}");
             // Against the float input: what int8 activations cost.
-            let e = rel_err(&got, &reference(&wf, &xf, rows, cols));
+            let e = rel_err(&got, &reference(wf, &xf, rows, cols));
             assert!(
                 e < 2e-2,
                 "{kernel:?} {dtype:?} tokens {tokens} vs f32 input: {e}"
