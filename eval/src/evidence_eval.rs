@@ -135,3 +135,73 @@ pub fn print(items: &[Item], rows: &[Row]) {
         );
     }
 }
+
+/// An uncovered question the gate lets through, and how well its best evidence sentence
+/// matches it: what an extractive answer would rest on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Passed {
+    /// Question id.
+    pub id: String,
+    /// Score of the best-ranked evidence sentence.
+    pub best_score: f32,
+    /// The extractive answer.
+    pub extract: String,
+}
+
+/// Every uncovered question of `items` that passes the gate, with its best sentence's score.
+pub fn uncovered_passed(
+    kb: &dyn Retrieve,
+    items: &[Item],
+    cfg: &DialogueConfig,
+) -> anyhow::Result<Vec<Passed>> {
+    let mut out = Vec::new();
+    for it in items.iter().filter(|i| !i.covered) {
+        let (hits, gate) = evidence::retrieve(kb, &it.question, cfg.evidence_k)?;
+        if !gate.passes(cfg) {
+            continue;
+        }
+        let ev = evidence::numbered(hits);
+        let best_score = rank_sentences(&it.question, &ev)
+            .first()
+            .map_or(0.0, |s| s.score);
+        let extract = Verifier::new(ev, &it.question)
+            .extract(&it.question, "")
+            .unwrap_or_default();
+        out.push(Passed {
+            id: it.id.clone(),
+            best_score,
+            extract,
+        });
+    }
+    Ok(out)
+}
+
+/// Prints, for floors on the best sentence's score, how many covered questions fall below
+/// (and how many of those the extract would have answered) against how many uncovered
+/// questions that pass the gate fall below: what withholding the extract under such a floor
+/// would cost and catch. (None is set: on the answer set every uncovered question the gate
+/// lets through scores above the floors that keep the covered extracts.)
+pub fn print_floors(rows: &[Row], passed: &[Passed]) {
+    println!(
+        "{} uncovered questions pass the gate; best-sentence scores:",
+        passed.len()
+    );
+    for p in passed {
+        println!(
+            "  {} {:.3} {}",
+            p.id,
+            p.best_score,
+            p.extract.chars().take(50).collect::<String>()
+        );
+    }
+    println!("floor   covered below (extract right)   uncovered passed below");
+    for floor in [0.08f32, 0.10, 0.12, 0.15, 0.18, 0.20, 0.25] {
+        let below: Vec<&Row> = rows.iter().filter(|r| r.best_score < floor).collect();
+        println!(
+            "{floor:.2}    {:>3} ({:>3})                       {:>3}",
+            below.len(),
+            below.iter().filter(|r| r.in_extract).count(),
+            passed.iter().filter(|p| p.best_score < floor).count()
+        );
+    }
+}

@@ -275,6 +275,8 @@ fn main() -> anyhow::Result<()> {
             ingest(&kb, &default_corpus())?;
             let rows = eval::evidence_eval::run(&kb, &items, &cfg.dialogue, &explain)?;
             eval::evidence_eval::print(&items, &rows);
+            let passed = eval::evidence_eval::uncovered_passed(&kb, &items, &cfg.dialogue)?;
+            eval::evidence_eval::print_floors(&rows, &passed);
             if let Some(p) = json {
                 std::fs::write(p, serde_json::to_vec_pretty(&rows)?)?;
             }
