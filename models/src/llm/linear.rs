@@ -20,8 +20,8 @@ use crate::Result;
 pub enum PrefillWeights {
     /// Our int8 kernels ([`super::qlinear`]) for prefill and decoding (the default): the
     /// weights are packed once at load (exactly the file's values for Q8_0, Q5_0 and Q4_K;
-    /// Q4_K kept in the file's super-blocks, which decoding reads directly) and the candle
-    /// copy is dropped. Layers whose width is not a multiple of 32, float weights
+    /// Q4_K kept in the file's super-blocks, and Q6_K's kept beside its int8 form, for
+    /// decoding to read directly) and the candle copy is dropped. Layers whose width is not a multiple of 32, float weights
     /// and non-CPU devices keep candle's path. Chosen as the default with batched decoding:
     /// on the default model (2 cores) one stream decodes ~10% slower than
     /// [`Self::DequantizeOnTheFly`], but 8 streams decode ~2× faster in total, prefill is

@@ -5,10 +5,11 @@
 //! (Q6_K's 16-value sub-blocks, Q4_0/Q5_1/…, f16/f32) is dequantized and re-quantized to 7
 //! unsigned bits with a minimum per 32 values, a step finer than the format's own.
 //!
-//! Q5_0 and Q4_K weights may also be kept in the file's own blocks (Q5_0: 22 bytes per 32
-//! values against 36 unpacked; Q4_K: 144 bytes per 256 values against 320): decoding then
+//! Q4_K weights are kept in the file's own super-blocks (144 bytes per 256 values against 320
+//! unpacked), and Q5_0 weights may be too (22 bytes per 32 values against 36): decoding then
 //! reads them directly, prefill unpacks a few hundred KiB of rows at a time into int8
-//! ([`Packed::unpack_rows`]).
+//! ([`Packed::unpack_rows`]). Q6_K weights keep their super-blocks beside the int8 form, for
+//! decoding alone.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
