@@ -399,8 +399,8 @@ pub(super) unsafe fn gemv_q4_k(
 
 /// One Q4_K super-block's eight sub-block scales `d·sc` and minimums `dmin·m`. The twelve
 /// bytes of 6-bit values are rearranged as whole words into eight scale bytes and eight
-/// minimum bytes (llama.cpp's `kmask` shuffle), a dozen integer operations where decoding
-/// each pair apart cost as much as the block's products.
+/// minimum bytes (llama.cpp's `kmask` shuffle): a dozen integer operations instead of
+/// eight byte-by-byte decodings (~3 % of the decoding product in `DT=q4k --example qgemv`).
 ///
 /// # Safety
 /// `blk` must point at a whole super-block.
