@@ -2,7 +2,10 @@
 //! pass) over more weights than the caches hold: what DRAM bandwidth our kernel reaches, next
 //! to candle's Q8_0 kernel, and what a pass for several rows costs against one.
 //!
-//!   ROWS=8 [COMPACT=1] [DT=q4k] cargo run --release -p models --example qgemv
+//!   ROWS=8 [COMPACT=1] [DT=q4k] [UNPACK=1] cargo run --release -p models --example qgemv
+//!
+//! `UNPACK=1` multiplies the int8 form of weights kept in their blocks (what Q4_K weights were
+//! before decoding read their blocks).
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use models::llm::qlinear::{matmul, Input, Kernel, Packed};
@@ -27,7 +30,16 @@ fn main() {
     let w = Tensor::randn(0f32, 1.0, (rows, cols), &Device::Cpu).unwrap();
     let q = QTensor::quantize(&w, dtype).unwrap();
     let packed: Vec<Packed> = (0..n)
-        .map(|_| Packed::from_qtensor(&q, compact).unwrap().unwrap())
+        .map(|_| {
+            let p = Packed::from_qtensor(&q, compact).unwrap().unwrap();
+            if std::env::var("UNPACK").is_ok() {
+                let mut u = Packed::scratch();
+                p.unpack_rows(p.raw_blocks().unwrap(), 0, p.rows, &mut u);
+                u
+            } else {
+                p
+            }
+        })
         .collect();
     let batch: usize = std::env::var("ROWS")
         .ok()
