@@ -174,8 +174,36 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Weight rows per pass when decoding from Q5_0 blocks.
-const Q5_RT: usize = 4;
+/// Weight rows per pass when decoding from the file's blocks (Q5_0, Q4_K, Q6_K).
+const BLOCKS_RT: usize = 4;
+
+/// Walks a decoding product (a few input rows) in register tiles of [`BLOCKS_RT`] weight rows
+/// × one input row, or 2 × up to 4 input rows for a batch, calling
+/// `$tile::<R, T>(args…, r, t, o)` with the tile's shape as constants: one walk for every
+/// block format's tile.
+macro_rules! decode_tiles {
+    ($tile:ident, $rows:expr, $tokens:expr, $o:expr, ($($arg:expr),*)) => {{
+        let tokens = $tokens;
+        let rt = if tokens.len() == 1 { BLOCKS_RT } else { 2 };
+        super::for_each_tile($rows, tokens, rt, 4, |r, t, rn, tn| {
+            // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
+            unsafe {
+                match (rn, tn) {
+                    (4, _) => $tile::<4, 1>($($arg,)* r, t, $o),
+                    (3, _) => $tile::<3, 1>($($arg,)* r, t, $o),
+                    (2, 4) => $tile::<2, 4>($($arg,)* r, t, $o),
+                    (2, 3) => $tile::<2, 3>($($arg,)* r, t, $o),
+                    (2, 2) => $tile::<2, 2>($($arg,)* r, t, $o),
+                    (2, _) => $tile::<2, 1>($($arg,)* r, t, $o),
+                    (_, 4) => $tile::<1, 4>($($arg,)* r, t, $o),
+                    (_, 3) => $tile::<1, 3>($($arg,)* r, t, $o),
+                    (_, 2) => $tile::<1, 2>($($arg,)* r, t, $o),
+                    _ => $tile::<1, 1>($($arg,)* r, t, $o),
+                }
+            }
+        });
+    }};
+}
 
 /// One Q5_0 block's 32 raw 5-bit values (`0..=31`) as bytes: the nibbles spread to bytes,
 /// each byte's fifth bit set from the block's 32 high bits (llama.cpp's
@@ -274,26 +302,9 @@ pub(super) unsafe fn gemv_q5_0(
     tokens: Range<usize>,
     o: Out,
 ) {
-    let rt = if tokens.len() == 1 { Q5_RT } else { 2 };
     let raw = raw.as_ptr();
     let (nb, offset) = (w.blocks(), w.offset);
-    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
-        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
-        unsafe {
-            match (rn, tn) {
-                (4, _) => q5_tile::<4, 1>(raw, nb, offset, x, r, t, o),
-                (3, _) => q5_tile::<3, 1>(raw, nb, offset, x, r, t, o),
-                (2, 4) => q5_tile::<2, 4>(raw, nb, offset, x, r, t, o),
-                (2, 3) => q5_tile::<2, 3>(raw, nb, offset, x, r, t, o),
-                (2, 2) => q5_tile::<2, 2>(raw, nb, offset, x, r, t, o),
-                (2, _) => q5_tile::<2, 1>(raw, nb, offset, x, r, t, o),
-                (_, 4) => q5_tile::<1, 4>(raw, nb, offset, x, r, t, o),
-                (_, 3) => q5_tile::<1, 3>(raw, nb, offset, x, r, t, o),
-                (_, 2) => q5_tile::<1, 2>(raw, nb, offset, x, r, t, o),
-                _ => q5_tile::<1, 1>(raw, nb, offset, x, r, t, o),
-            }
-        }
-    });
+    decode_tiles!(q5_tile, rows, tokens, o, (raw, nb, offset, x));
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -354,9 +365,6 @@ unsafe fn q5_tile<const R: usize, const T: usize>(
     }
 }
 
-/// Weight rows per pass when decoding from Q4_K super-blocks.
-const Q4K_RT: usize = 4;
-
 /// Decoding products straight from Q4_K super-blocks (a few input rows): each super-block's
 /// nibbles are split in registers and multiplied by every input row of the tile, each
 /// 32-value sub-block scaled by its own `d·sc`; the minimums are subtracted per super-block
@@ -375,26 +383,9 @@ pub(super) unsafe fn gemv_q4_k(
     o: Out,
 ) {
     debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q4_K_BYTES);
-    let rt = if tokens.len() == 1 { Q4K_RT } else { 2 };
     let raw = raw.as_ptr();
     let nb = w.blocks();
-    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
-        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
-        unsafe {
-            match (rn, tn) {
-                (4, _) => q4k_tile::<4, 1>(raw, nb, x, r, t, o),
-                (3, _) => q4k_tile::<3, 1>(raw, nb, x, r, t, o),
-                (2, 4) => q4k_tile::<2, 4>(raw, nb, x, r, t, o),
-                (2, 3) => q4k_tile::<2, 3>(raw, nb, x, r, t, o),
-                (2, 2) => q4k_tile::<2, 2>(raw, nb, x, r, t, o),
-                (2, _) => q4k_tile::<2, 1>(raw, nb, x, r, t, o),
-                (_, 4) => q4k_tile::<1, 4>(raw, nb, x, r, t, o),
-                (_, 3) => q4k_tile::<1, 3>(raw, nb, x, r, t, o),
-                (_, 2) => q4k_tile::<1, 2>(raw, nb, x, r, t, o),
-                _ => q4k_tile::<1, 1>(raw, nb, x, r, t, o),
-            }
-        }
-    });
+    decode_tiles!(q4k_tile, rows, tokens, o, (raw, nb, x));
 }
 
 /// One Q4_K super-block's eight sub-block scales `d·sc` and minimums `dmin·m`. The twelve
@@ -528,9 +519,6 @@ unsafe fn q4k_tile<const R: usize, const T: usize>(
     }
 }
 
-/// Weight rows per pass when decoding from Q6_K super-blocks.
-const Q6K_RT: usize = 4;
-
 /// Decoding products straight from Q6_K super-blocks (a few input rows). Each 32-value block
 /// is rebuilt in registers as its unsigned 6-bit values `u` (four low bits, two high bits);
 /// `vpmaddubsw` of `u` and of 32 with the input row, subtracted, gives `(u − 32)·x` in pairs,
@@ -550,26 +538,9 @@ pub(super) unsafe fn gemv_q6_k(
     o: Out,
 ) {
     debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q6_K_BYTES);
-    let rt = if tokens.len() == 1 { Q6K_RT } else { 2 };
     let raw = raw.as_ptr();
     let nb = w.blocks();
-    super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
-        // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
-        unsafe {
-            match (rn, tn) {
-                (4, _) => q6k_tile::<4, 1>(raw, nb, x, r, t, o),
-                (3, _) => q6k_tile::<3, 1>(raw, nb, x, r, t, o),
-                (2, 4) => q6k_tile::<2, 4>(raw, nb, x, r, t, o),
-                (2, 3) => q6k_tile::<2, 3>(raw, nb, x, r, t, o),
-                (2, 2) => q6k_tile::<2, 2>(raw, nb, x, r, t, o),
-                (2, _) => q6k_tile::<2, 1>(raw, nb, x, r, t, o),
-                (_, 4) => q6k_tile::<1, 4>(raw, nb, x, r, t, o),
-                (_, 3) => q6k_tile::<1, 3>(raw, nb, x, r, t, o),
-                (_, 2) => q6k_tile::<1, 2>(raw, nb, x, r, t, o),
-                _ => q6k_tile::<1, 1>(raw, nb, x, r, t, o),
-            }
-        }
-    });
+    decode_tiles!(q6k_tile, rows, tokens, o, (raw, nb, x));
 }
 
 /// Block `g` (0..4) of the half of a Q6_K super-block whose low nibbles are `ql` (64 bytes)

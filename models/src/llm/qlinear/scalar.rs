@@ -13,11 +13,35 @@ pub(super) fn gemm(w: &Packed, x: &Input, rows: Range<usize>, tokens: Range<usiz
             for b in 0..nb {
                 let wb = &w.q[(r * nb + b) * BLOCK..(r * nb + b + 1) * BLOCK];
                 let xb = &x.q[(t * nb + b) * BLOCK..(t * nb + b + 1) * BLOCK];
-                let dot: i32 = wb.iter().zip(xb).map(|(&a, &b)| a as i32 * b as i32).sum();
-                acc += w.scale[b * w.rows + r] * x.d[t * nb + b] * dot as f32;
+                acc += w.scale[b * w.rows + r] * x.d[t * nb + b] * dot(wb, xb) as f32;
             }
             // SAFETY: in bounds; this thread owns row r.
             unsafe { o.set(t, r, acc) };
+        }
+    }
+}
+
+/// The integer dot product of two runs of bytes.
+fn dot(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&a, &b)| a as i32 * b as i32).sum()
+}
+
+/// Calls `f(row, sums)` for each weight row with one zeroed sum per input row of `tokens`,
+/// and writes the sums to the row's outputs: the walk of every kernel that reads the file's
+/// blocks.
+fn each_row(
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+    mut f: impl FnMut(usize, &mut [f32]),
+) {
+    let mut acc = vec![0f32; tokens.len()];
+    for r in rows {
+        acc.fill(0.0);
+        f(r, &mut acc);
+        for (a, t) in acc.iter().zip(tokens.clone()) {
+            // SAFETY: in bounds; this thread owns row r.
+            unsafe { o.set(t, r, *a) };
         }
     }
 }
@@ -34,24 +58,17 @@ pub(super) fn gemv_q5_0(
 ) {
     let nb = w.blocks();
     let mut u = [0i8; BLOCK];
-    let mut acc = vec![0f32; tokens.len()];
-    for r in rows {
-        acc.fill(0.0);
+    each_row(rows, tokens.clone(), o, |r, acc| {
         for b in 0..nb {
             let at = (r * nb + b) * Q5_0_BYTES;
             let d = unpack_q5_0(&raw[at..at + Q5_0_BYTES], &mut u);
             for (a, t) in acc.iter_mut().zip(tokens.clone()) {
                 let i = t * nb + b;
                 let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
-                let dot: i32 = u.iter().zip(xb).map(|(&a, &b)| a as i32 * b as i32).sum();
-                *a += d * (x.d[i] * dot as f32 - w.offset * x.sum[i]);
+                *a += d * (x.d[i] * dot(&u, xb) as f32 - w.offset * x.sum[i]);
             }
         }
-        for (a, t) in acc.iter().zip(tokens.clone()) {
-            // SAFETY: in bounds; this thread owns row r.
-            unsafe { o.set(t, r, *a) };
-        }
-    }
+    });
 }
 
 /// Products straight from Q4_K super-blocks (`raw`, the blocks of `w`): each super-block
@@ -65,30 +82,22 @@ pub(super) fn gemv_q4_k(
     o: Out,
 ) {
     let nb = w.blocks();
-    let per_row = nb / 8;
     let mut u = [0i8; 8 * BLOCK];
     let (mut scale, mut min) = ([0f32; 8], [0f32; 8]);
-    let mut acc = vec![0f32; tokens.len()];
-    for r in rows {
-        acc.fill(0.0);
-        for sb in 0..per_row {
-            let at = (r * per_row + sb) * Q4_K_BYTES;
+    each_row(rows, tokens.clone(), o, |r, acc| {
+        for sb in 0..nb / 8 {
+            let at = (r * nb / 8 + sb) * Q4_K_BYTES;
             unpack_q4_k(&raw[at..at + Q4_K_BYTES], &mut u, &mut scale, &mut min);
             for (a, t) in acc.iter_mut().zip(tokens.clone()) {
                 for k in 0..8 {
                     let i = t * nb + sb * 8 + k;
                     let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
                     let ub = &u[k * BLOCK..(k + 1) * BLOCK];
-                    let dot: i32 = ub.iter().zip(xb).map(|(&a, &b)| a as i32 * b as i32).sum();
-                    *a += scale[k] * x.d[i] * dot as f32 - min[k] * x.sum[i];
+                    *a += scale[k] * x.d[i] * dot(ub, xb) as f32 - min[k] * x.sum[i];
                 }
             }
         }
-        for (a, t) in acc.iter().zip(tokens.clone()) {
-            // SAFETY: in bounds; this thread owns row r.
-            unsafe { o.set(t, r, *a) };
-        }
-    }
+    });
 }
 
 /// Products straight from Q6_K super-blocks (`raw`, `w`'s [`Packed::q6_k`]): each super-block
@@ -103,35 +112,21 @@ pub(super) fn gemv_q6_k(
     o: Out,
 ) {
     let nb = w.blocks();
-    let per_row = nb / 8;
     let mut u = [0i8; 8 * BLOCK];
     let mut sc = [0i8; 16];
-    let mut acc = vec![0f32; tokens.len()];
-    for r in rows {
-        acc.fill(0.0);
-        for sb in 0..per_row {
-            let at = (r * per_row + sb) * Q6_K_BYTES;
+    each_row(rows, tokens.clone(), o, |r, acc| {
+        for sb in 0..nb / 8 {
+            let at = (r * nb / 8 + sb) * Q6_K_BYTES;
             let d = unpack_q6_k(&raw[at..at + Q6_K_BYTES], &mut u, &mut sc);
             for (a, t) in acc.iter_mut().zip(tokens.clone()) {
                 for k in 0..8 {
                     let i = t * nb + sb * 8 + k;
-                    let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
-                    let ub = &u[k * BLOCK..(k + 1) * BLOCK];
-                    let dot = |h: usize| -> i32 {
-                        ub[16 * h..16 * h + 16]
-                            .iter()
-                            .zip(&xb[16 * h..16 * h + 16])
-                            .map(|(&a, &b)| a as i32 * b as i32)
-                            .sum()
-                    };
-                    let sum = sc[2 * k] as i32 * dot(0) + sc[2 * k + 1] as i32 * dot(1);
+                    let (xb, ub) = (&x.q[i * BLOCK..(i + 1) * BLOCK], &u[k * BLOCK..]);
+                    let sum = sc[2 * k] as i32 * dot(&ub[..16], &xb[..16])
+                        + sc[2 * k + 1] as i32 * dot(&ub[16..32], &xb[16..]);
                     *a += d * x.d[i] * sum as f32;
                 }
             }
         }
-        for (a, t) in acc.iter().zip(tokens.clone()) {
-            // SAFETY: in bounds; this thread owns row r.
-            unsafe { o.set(t, r, *a) };
-        }
-    }
+    });
 }
