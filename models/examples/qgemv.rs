@@ -2,7 +2,7 @@
 //! pass) over more weights than the caches hold: what DRAM bandwidth our kernel reaches, next
 //! to candle's Q8_0 kernel, and what a pass for several rows costs against one.
 //!
-//!   ROWS=8 [COMPACT=1] [DT=q4k] [UNPACK=1] cargo run --release -p models --example qgemv
+//!   ROWS=8 [COMPACT=1] [DT=q4k|q6k] [UNPACK=1] cargo run --release -p models --example qgemv
 //!
 //! `UNPACK=1` multiplies the int8 form of weights kept in their blocks (what Q4_K weights were
 //! before decoding read their blocks).
@@ -14,14 +14,16 @@ use std::time::Instant;
 fn main() {
     // COMPACT=1: Q5_0 and Q4_K kept in their blocks (`llm.load.prefill = "int8_compact"`).
     let compact = std::env::var("COMPACT").is_ok_and(|v| v == "1");
-    // DT=q4k: the weights in Q4_K (the 1.5B catalog model's main format) instead of Q5_0.
+    // DT=q4k|q6k: the weights in Q4_K (the 1.5B catalog model's main format) or Q6_K (its
+    // output and half of its FFN-down matrices) instead of Q5_0.
     let dtype = match std::env::var("DT").as_deref() {
         Ok("q4k") => GgmlDType::Q4K,
+        Ok("q6k") => GgmlDType::Q6K,
         _ => GgmlDType::Q5_0,
     };
-    // The default model's FFN shape for Q5_0; the 1.5B model's for Q4_K (whose rows must be a
-    // multiple of 256 values).
-    let (rows, cols, n) = if dtype == GgmlDType::Q4K {
+    // The default model's FFN shape for Q5_0; the 1.5B model's for the K formats (whose rows
+    // must be a multiple of 256 values).
+    let (rows, cols, n) = if dtype != GgmlDType::Q5_0 {
         (8960usize, 1536usize, 8usize)
     } else {
         (4864, 896, 24)
@@ -32,12 +34,13 @@ fn main() {
     let packed: Vec<Packed> = (0..n)
         .map(|_| {
             let p = Packed::from_qtensor(&q, compact).unwrap().unwrap();
-            if std::env::var("UNPACK").is_ok() {
-                let mut u = Packed::scratch();
-                p.unpack_rows(p.raw_blocks().unwrap(), 0, p.rows, &mut u);
-                u
-            } else {
-                p
+            match (std::env::var("UNPACK"), p.raw_blocks()) {
+                (Ok(_), Some(raw)) => {
+                    let mut u = Packed::scratch();
+                    p.unpack_rows(raw, 0, p.rows, &mut u);
+                    u
+                }
+                _ => p,
             }
         })
         .collect();
@@ -48,7 +51,14 @@ fn main() {
     println!("{batch} input row(s) per product");
     let x = Tensor::randn(0f32, 1.0, (batch, cols), &Device::Cpu).unwrap();
     let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let bytes: usize = packed.iter().map(|p| p.bytes()).sum();
+    // What one pass reads: Q6_K's blocks alone (its int8 form beside them is for prefill).
+    let bytes: usize = packed
+        .iter()
+        .map(|p| match &p.q6_k {
+            Some(b) if batch <= 4 => b.len(),
+            _ => p.bytes(),
+        })
+        .sum();
     for k in Kernel::ALL
         .into_iter()
         .filter(|k| *k != Kernel::Scalar && k.supported())

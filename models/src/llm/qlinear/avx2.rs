@@ -7,7 +7,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{Input, Out, Packed, BLOCK};
+use super::{Input, Out, Packed, SuperInput, BLOCK, SUPER};
 
 /// Weight rows per pass when decoding. With the next tile prefetched (see `tile`), 4 rows
 /// ran the 4864×896 decode product at 14–15 GB/s on 2 cores against 12 GB/s for 8 (`--example
@@ -365,10 +365,12 @@ unsafe fn q5_tile<const R: usize, const T: usize>(
     }
 }
 
-/// Decoding products straight from Q4_K super-blocks (a few input rows): each super-block's
-/// nibbles are split in registers and multiplied by every input row of the tile, each
-/// 32-value sub-block scaled by its own `d·sc`; the minimums are subtracted per super-block
-/// as eight `dmin·m · d_x·Σq_x` at once, summed on the side.
+/// Decoding products straight from Q4_K super-blocks (a few input rows, in their per-256 form):
+/// each super-block's nibbles are split in registers and multiplied by every input row of the
+/// tile; each 32-value sub-block's pair sums are weighted by its 6-bit scale in `vpmaddwd` and
+/// the eight sub-blocks summed in i32, so a super-block takes one float step per weight and
+/// input row (`d·d_x`). The minimums are one 8-lane integer product of the 6-bit minimums
+/// with the input's sums per 32, times `dmin·d_x`, summed on the side.
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C; the ranges must be within `w` and `x`, and `raw` must
@@ -377,27 +379,28 @@ unsafe fn q5_tile<const R: usize, const T: usize>(
 pub(super) unsafe fn gemv_q4_k(
     w: &Packed,
     raw: &[u8],
-    x: &Input,
+    x: &SuperInput,
     rows: Range<usize>,
     tokens: Range<usize>,
     o: Out,
 ) {
-    debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q4_K_BYTES);
+    debug_assert!(raw.len() >= w.rows * w.cols / SUPER * super::pack::Q4_K_BYTES);
     let raw = raw.as_ptr();
-    let nb = w.blocks();
-    decode_tiles!(q4k_tile, rows, tokens, o, (raw, nb, x));
+    let (nb, ns) = (w.blocks(), w.cols / SUPER);
+    decode_tiles!(q4k_tile, rows, tokens, o, (raw, nb, ns, x));
 }
 
-/// One Q4_K super-block's eight sub-block scales `d·sc` and minimums `dmin·m`. The twelve
-/// bytes of 6-bit values are rearranged as whole words into eight scale bytes and eight
-/// minimum bytes (llama.cpp's `kmask` shuffle): a dozen integer operations instead of
-/// eight byte-by-byte decodings (~3 % of the decoding product in `DT=q4k --example qgemv`).
+/// One Q4_K super-block's `d`, `dmin`, eight 6-bit sub-block scales as 16-bit lanes (the same
+/// eight in both 128-bit halves, for an in-lane shuffle to broadcast one) and eight 6-bit
+/// minimums as 16-bit lanes. The twelve bytes of 6-bit values are rearranged as whole words
+/// (llama.cpp's `kmask` shuffle): a dozen integer operations instead of eight byte-by-byte
+/// decodings.
 ///
 /// # Safety
 /// `blk` must point at a whole super-block.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn q4_k_scales(blk: *const u8) -> (__m256, __m256) {
+unsafe fn q4_k_scales(blk: *const u8) -> (f32, f32, __m256i, __m128i) {
     const LOW6: u32 = 0x3f3f_3f3f;
     const LOW4: u32 = 0x0f0f_0f0f;
     const LOW2: u32 = 0x0303_0303;
@@ -421,19 +424,36 @@ unsafe fn q4_k_scales(blk: *const u8) -> (__m256, __m256) {
         w[1] & LOW6,
         ((w[2] >> 4) & LOW4) | (((w[1] >> 6) & LOW2) << 4),
     ];
-    let bytes = |v: [u32; 2]| {
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+    let lanes = |v: [u32; 2]| {
+        _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
             (v[0] as u64 | ((v[1] as u64) << 32)) as i64,
-        )))
+        ))
     };
+    let sc = lanes(scales);
     let dd = _mm_cvtph_ps(_mm_cvtsi32_si128(dd as i32));
     (
-        _mm256_mul_ps(_mm256_set1_ps(_mm_cvtss_f32(dd)), bytes(scales)),
-        _mm256_mul_ps(
-            _mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(dd))),
-            bytes(mins),
-        ),
+        _mm_cvtss_f32(dd),
+        _mm_cvtss_f32(_mm_movehdup_ps(dd)),
+        _mm256_set_m128i(sc, sc),
+        lanes(mins),
     )
+}
+
+/// The 16-bit lane `k` of each 128-bit half broadcast over the half (a `vpshufb` mask).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lane16(k: usize) -> __m256i {
+    let (a, b) = (2 * k as i16, 2 * k as i16 + 1);
+    _mm256_set1_epi16(a | (b << 8))
+}
+
+fn hsum128(v: __m128) -> f32 {
+    // SAFETY: SSE is part of x86-64.
+    unsafe {
+        let s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -442,88 +462,104 @@ unsafe fn q4_k_scales(blk: *const u8) -> (__m256, __m256) {
 unsafe fn q4k_tile<const R: usize, const T: usize>(
     raw: *const u8,
     nb: usize,
-    x: &Input,
+    ns: usize,
+    x: &SuperInput,
     r0: usize,
     t0: usize,
     o: Out,
 ) {
     use super::pack::Q4_K_BYTES;
-    let per_row = nb / 8;
     let xq = x.q.as_ptr();
-    let ones = _mm256_set1_epi16(1);
     let low = _mm256_set1_epi8(0x0F);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
-    let mut side = [[_mm256_setzero_ps(); T]; R];
-    for sb in 0..per_row {
+    let mut side = [[_mm_setzero_ps(); T]; R];
+    for sb in 0..ns {
         // The next tile's super-blocks, as for the Q5_0 tile (its rows follow these).
-        let next = raw.wrapping_add(((r0 + R) * per_row + sb * R) * Q4_K_BYTES);
+        let next = raw.wrapping_add(((r0 + R) * ns + sb * R) * Q4_K_BYTES);
         for l in (0..R * Q4_K_BYTES).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
         }
+        let mut dx = [0f32; T];
+        for j in 0..T {
+            // SAFETY: input row t0 + j < tokens, super-block sb < ns.
+            dx[j] = unsafe { *x.d.get_unchecked((t0 + j) * ns + sb) };
+        }
         let mut blk = [raw; R];
-        let mut scale = [[0f32; 8]; R];
+        let mut d = [0f32; R];
+        let mut scales = [_mm256_setzero_si256(); R];
         for i in 0..R {
-            // SAFETY: row r0 + i < rows, super-block sb < per_row; 8 floats.
+            // SAFETY: row r0 + i < rows, super-block sb < ns; the input row's 8 sums per 32.
             unsafe {
-                blk[i] = raw.add(((r0 + i) * per_row + sb) * Q4_K_BYTES);
-                let (s, m) = q4_k_scales(blk[i]);
-                _mm256_storeu_ps(scale[i].as_mut_ptr(), s);
+                blk[i] = raw.add(((r0 + i) * ns + sb) * Q4_K_BYTES);
+                let (di, dmin, sc, mins) = q4_k_scales(blk[i]);
+                d[i] = di;
+                scales[i] = sc;
                 for j in 0..T {
-                    let sum = _mm256_loadu_ps(x.sum.as_ptr().add((t0 + j) * nb + sb * 8));
-                    side[i][j] = _mm256_fmadd_ps(m, sum, side[i][j]);
+                    let bs = _mm_loadu_si128(
+                        x.bsum.as_ptr().add((t0 + j) * nb + sb * 8) as *const __m128i
+                    );
+                    side[i][j] = _mm_fmadd_ps(
+                        _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)),
+                        _mm_set1_ps(dmin * dx[j]),
+                        side[i][j],
+                    );
                 }
             }
         }
+        let mut sum = [[_mm256_setzero_si256(); T]; R];
         for p in 0..4 {
             let mut lo = [_mm256_setzero_si256(); R];
             let mut hi = [_mm256_setzero_si256(); R];
+            let mut sl = [_mm256_setzero_si256(); R];
+            let mut sh = [_mm256_setzero_si256(); R];
             for i in 0..R {
                 // SAFETY: the super-block's nibbles are bytes 16..144.
                 let q = unsafe { _mm256_loadu_si256(blk[i].add(16 + 32 * p) as *const __m256i) };
                 lo[i] = _mm256_and_si256(q, low);
                 hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+                sl[i] = _mm256_shuffle_epi8(scales[i], lane16(2 * p));
+                sh[i] = _mm256_shuffle_epi8(scales[i], lane16(2 * p + 1));
             }
             for j in 0..T {
-                let at = (t0 + j) * nb + sb * 8 + 2 * p;
-                // SAFETY: input row t0 + j < tokens, blocks at, at + 1 < nb.
-                let (xl, xh, dl, dh) = unsafe {
+                // SAFETY: input row t0 + j < tokens, values 64p..64p + 64 of super-block sb.
+                let (xl, xh) = unsafe {
+                    let at = xq.add(((t0 + j) * ns + sb) * SUPER + 64 * p);
                     (
-                        _mm256_loadu_si256(xq.add(at * BLOCK) as *const __m256i),
-                        _mm256_loadu_si256(xq.add((at + 1) * BLOCK) as *const __m256i),
-                        *x.d.get_unchecked(at),
-                        *x.d.get_unchecked(at + 1),
+                        _mm256_loadu_si256(at as *const __m256i),
+                        _mm256_loadu_si256(at.add(BLOCK) as *const __m256i),
                     )
                 };
                 for i in 0..R {
-                    let sl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xl), ones);
-                    let sh = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xh), ones);
-                    acc[i][j] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(sl),
-                        _mm256_set1_ps(scale[i][2 * p] * dl),
-                        acc[i][j],
-                    );
-                    acc[i][j] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(sh),
-                        _mm256_set1_ps(scale[i][2 * p + 1] * dh),
-                        acc[i][j],
-                    );
+                    let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[i], xl), sl[i]);
+                    let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[i], xh), sh[i]);
+                    sum[i][j] = _mm256_add_epi32(sum[i][j], _mm256_add_epi32(pl, ph));
                 }
+            }
+        }
+        for i in 0..R {
+            for j in 0..T {
+                acc[i][j] = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(sum[i][j]),
+                    _mm256_set1_ps(d[i] * dx[j]),
+                    acc[i][j],
+                );
             }
         }
     }
     for i in 0..R {
         for j in 0..T {
             // SAFETY: in bounds; this thread owns these rows.
-            unsafe { o.set(t0 + j, r0 + i, hsum(acc[i][j]) - hsum(side[i][j])) };
+            unsafe { o.set(t0 + j, r0 + i, hsum(acc[i][j]) - hsum128(side[i][j])) };
         }
     }
 }
 
-/// Decoding products straight from Q6_K super-blocks (a few input rows). Each 32-value block
-/// is rebuilt in registers as its unsigned 6-bit values `u` (four low bits, two high bits);
-/// `vpmaddubsw` of `u` and of 32 with the input row, subtracted, gives `(u − 32)·x` in pairs,
-/// and `vpmaddwd` with the two 16-value sub-blocks' scales sums them to 8 lanes of i32 —
-/// exactly the file's values, with no minimum to subtract.
+/// Decoding products straight from Q6_K super-blocks (a few input rows, in their per-256
+/// form). Each 32-value block is rebuilt in registers as its unsigned 6-bit values `u` (four
+/// low bits, two high bits); `vpmaddubsw` of `u` and of 32 with the input row, subtracted,
+/// gives `(u − 32)·x` in pairs, and `vpmaddwd` with the two 16-value sub-blocks' scales sums
+/// them to 8 lanes of i32 — exactly the file's values, with no minimum to subtract. The
+/// eight blocks of a super-block are summed in i32 before one float step (`d·d_x`).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C; the ranges must be within `w` and `x`, and `raw` must
@@ -532,15 +568,15 @@ unsafe fn q4k_tile<const R: usize, const T: usize>(
 pub(super) unsafe fn gemv_q6_k(
     w: &Packed,
     raw: &[u8],
-    x: &Input,
+    x: &SuperInput,
     rows: Range<usize>,
     tokens: Range<usize>,
     o: Out,
 ) {
-    debug_assert!(raw.len() >= w.rows * w.cols / 256 * super::pack::Q6_K_BYTES);
+    debug_assert!(raw.len() >= w.rows * w.cols / SUPER * super::pack::Q6_K_BYTES);
     let raw = raw.as_ptr();
-    let nb = w.blocks();
-    decode_tiles!(q6k_tile, rows, tokens, o, (raw, nb, x));
+    let ns = w.cols / SUPER;
+    decode_tiles!(q6k_tile, rows, tokens, o, (raw, ns, x));
 }
 
 /// Block `g` (0..4) of the half of a Q6_K super-block whose low nibbles are `ql` (64 bytes)
@@ -579,67 +615,77 @@ unsafe fn q6_k_values(ql: *const u8, qh: *const u8, g: usize) -> __m256i {
 #[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
 unsafe fn q6k_tile<const R: usize, const T: usize>(
     raw: *const u8,
-    nb: usize,
-    x: &Input,
+    ns: usize,
+    x: &SuperInput,
     r0: usize,
     t0: usize,
     o: Out,
 ) {
     use super::pack::Q6_K_BYTES;
-    let per_row = nb / 8;
     let xq = x.q.as_ptr();
     let offset = _mm256_set1_epi8(32);
     let mut acc = [[_mm256_setzero_ps(); T]; R];
-    for sb in 0..per_row {
+    for sb in 0..ns {
         // The next tile's super-blocks, as for the Q5_0 tile (its rows follow these).
-        let next = raw.wrapping_add(((r0 + R) * per_row + sb * R) * Q6_K_BYTES);
+        let next = raw.wrapping_add(((r0 + R) * ns + sb * R) * Q6_K_BYTES);
         for l in (0..R * Q6_K_BYTES).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(l) as *const i8);
         }
         let mut blk = [raw; R];
         let mut d = [0f32; R];
+        let mut scales = [_mm256_setzero_si256(); R];
         for i in 0..R {
-            // SAFETY: row r0 + i < rows, super-block sb < per_row; d is its last two bytes.
+            // SAFETY: row r0 + i < rows, super-block sb < ns; the scales are bytes 192..208,
+            // d its last two bytes.
             unsafe {
-                blk[i] = raw.add(((r0 + i) * per_row + sb) * Q6_K_BYTES);
+                blk[i] = raw.add(((r0 + i) * ns + sb) * Q6_K_BYTES);
                 let bits = (blk[i].add(208) as *const u16).read_unaligned();
                 d[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)));
+                // The even sub-blocks' scales (first halves of the 32-value blocks) as 16-bit
+                // lanes of the low half, the odd ones' of the high half: block k's pair is
+                // then one in-lane broadcast of lane k (two scalar loads and broadcasts per
+                // block before).
+                let sc = _mm_loadu_si128(blk[i].add(192) as *const __m128i);
+                let split = _mm_shuffle_epi8(
+                    sc,
+                    _mm_set_epi8(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0),
+                );
+                scales[i] = _mm256_cvtepi8_epi16(split);
             }
         }
+        let mut sum = [[_mm256_setzero_si256(); T]; R];
         for k in 0..8 {
             let (h, g) = (k / 4, k % 4);
             let mut u = [_mm256_setzero_si256(); R];
             let mut sc = [_mm256_setzero_si256(); R];
             for i in 0..R {
-                // SAFETY: the half's bytes and the two scales are within the super-block.
-                unsafe {
-                    u[i] = q6_k_values(blk[i].add(64 * h), blk[i].add(128 + 32 * h), g);
-                    let s = blk[i].add(192 + 8 * h + 2 * g) as *const i8;
-                    sc[i] = _mm256_set_m128i(
-                        _mm_set1_epi16(*s.add(1) as i16),
-                        _mm_set1_epi16(*s as i16),
-                    );
-                }
+                // SAFETY: the half's bytes are within the super-block.
+                u[i] = unsafe { q6_k_values(blk[i].add(64 * h), blk[i].add(128 + 32 * h), g) };
+                sc[i] = _mm256_shuffle_epi8(scales[i], lane16(k));
             }
             for j in 0..T {
-                let at = (t0 + j) * nb + sb * 8 + k;
-                // SAFETY: input row t0 + j < tokens, block at < nb.
-                let (xv, dx) = unsafe {
-                    (
-                        _mm256_loadu_si256(xq.add(at * BLOCK) as *const __m256i),
-                        *x.d.get_unchecked(at),
+                // SAFETY: input row t0 + j < tokens, values 32k..32k + 32 of super-block sb.
+                let xv = unsafe {
+                    _mm256_loadu_si256(
+                        xq.add(((t0 + j) * ns + sb) * SUPER + BLOCK * k) as *const __m256i
                     )
                 };
                 let shift = _mm256_maddubs_epi16(offset, xv);
                 for i in 0..R {
                     let p = _mm256_sub_epi16(_mm256_maddubs_epi16(u[i], xv), shift);
-                    let s = _mm256_madd_epi16(p, sc[i]);
-                    acc[i][j] = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(s),
-                        _mm256_set1_ps(d[i] * dx),
-                        acc[i][j],
-                    );
+                    sum[i][j] = _mm256_add_epi32(sum[i][j], _mm256_madd_epi16(p, sc[i]));
                 }
+            }
+        }
+        for i in 0..R {
+            for j in 0..T {
+                // SAFETY: input row t0 + j < tokens, super-block sb < ns.
+                let dx = unsafe { *x.d.get_unchecked((t0 + j) * ns + sb) };
+                acc[i][j] = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(sum[i][j]),
+                    _mm256_set1_ps(d[i] * dx),
+                    acc[i][j],
+                );
             }
         }
     }

@@ -13,7 +13,10 @@
 //!
 //! `y[t][r] = Σ_b scale[b,r]·d[t,b]·dot(qw[r,b], qx[t,b]) − Σ_b min[b,r]·d[t,b]·Σqx[t,b]`
 //!
-//! with integer dot products. Prefill multiplies a tile of weight rows by a tile of prompt
+//! with integer dot products. Decoding from Q4_K and Q6_K super-blocks takes the input rows
+//! quantized a second time with one scale per 256 values ([`SuperInput`], llama.cpp's Q8_K),
+//! so a super-block's eight sub-block products are summed in integers before one float step.
+//! Prefill multiplies a tile of weight rows by a tile of prompt
 //! rows in registers, so each weight block is read once per tile instead of once per row
 //! (candle's quantized matmul reads every weight block again for every prompt row); decoding
 //! (one row) runs the same kernel on one token, or for Q5_0 a kernel that unpacks each block
@@ -122,6 +125,54 @@ pub struct Input {
     pub d: Vec<f32>,
     /// `tokens × cols/32` block sums `d·Σq` (for the weights' minimums).
     pub sum: Vec<f32>,
+    /// The same rows quantized with one scale per 256 values, for decoding straight from
+    /// Q4_K and Q6_K super-blocks; present for up to [`DIRECT_TOKENS`] rows whose width is a
+    /// multiple of 256.
+    pub k: Option<SuperInput>,
+}
+
+/// Input rows quantized to int8 with one scale per 256 values (llama.cpp's Q8_K): `x ≈ d·q`.
+/// The K formats scale their weights per 16 or 32 values inside a 256-value super-block; with
+/// one input scale per super-block, a kernel sums the eight sub-blocks' integer products,
+/// each times its small integer scale, and takes one float step per super-block — where an
+/// input scale per 32 values costs a float conversion and multiply-add per 32 values and
+/// weight row, which made decoding from Q4_K blocks bound by arithmetic, not by reading the
+/// weights. Each value is rounded to a step of `max|x|/127` over 256 values instead of 32: the
+/// precision llama.cpp's K-format products have.
+#[derive(Debug, Clone)]
+pub struct SuperInput {
+    /// `tokens × cols` values.
+    pub q: Vec<i8>,
+    /// `tokens × cols/256` scales.
+    pub d: Vec<f32>,
+    /// `tokens × cols/32` sums `Σq` of each 32 values (for the Q4_K minimums), at most
+    /// 32·127, so they fit 16 bits.
+    pub bsum: Vec<i16>,
+}
+
+/// Values per super-block of the K formats (and per scale of a [`SuperInput`]).
+pub const SUPER: usize = 256;
+
+impl SuperInput {
+    fn quantize(x: &[f32]) -> SuperInput {
+        let mut q = vec![0i8; x.len()];
+        let mut d = vec![0f32; x.len() / SUPER];
+        pack::quantize_blocks(x, SUPER, &mut q, &mut d);
+        let bsum = q
+            .chunks_exact(BLOCK)
+            .map(|b| b.iter().map(|&v| v as i16).sum())
+            .collect();
+        SuperInput { q, d, bsum }
+    }
+
+    /// The quantized values as floats (tests and references).
+    pub fn dequantize(&self) -> Vec<f32> {
+        self.q
+            .chunks_exact(SUPER)
+            .zip(&self.d)
+            .flat_map(|(b, d)| b.iter().map(move |&v| v as f32 * d))
+            .collect()
+    }
 }
 
 impl Input {
@@ -138,12 +189,16 @@ impl Input {
             .zip(&d)
             .map(|(b, d)| d * b.iter().map(|&v| v as i32).sum::<i32>() as f32)
             .collect();
+        // Decoding reads K-format weights straight from their super-blocks (see `matmul`).
+        let k = (tokens <= DIRECT_TOKENS && cols.is_multiple_of(SUPER))
+            .then(|| SuperInput::quantize(x));
         Input {
             tokens,
             cols,
             q,
             d,
             sum,
+            k,
         }
     }
 
@@ -236,9 +291,13 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
         .step_by(per.max(1))
         .map(|s| (s, (s + per).min(w.rows)))
         .collect();
-    let run = |(r0, r1): (usize, usize)| match (w.decode_blocks(), w.raw_blocks()) {
-        (Some(raw), _) if x.tokens <= DIRECT_TOKENS => direct(w, raw, x, r0..r1, kernel, o),
-        (_, Some(raw)) => UNPACKED.with_borrow_mut(|rows| {
+    // K-format blocks are read directly with the input's per-256 form (always there for so
+    // few rows of a width the K formats allow).
+    let few = x.tokens <= DIRECT_TOKENS;
+    let run = |(r0, r1): (usize, usize)| match (w.decode_blocks(), w.raw_blocks(), &x.k) {
+        (Some(raw), _, _) if few && w.q5_0.is_some() => direct_q5_0(w, raw, x, r0..r1, kernel, o),
+        (Some(raw), _, Some(k)) if few => direct_k(w, raw, k, r0..r1, kernel, o),
+        (_, Some(raw), _) => UNPACKED.with_borrow_mut(|rows| {
             let step = (UNPACK_BYTES / w.cols / ROW_STEP).max(1) * ROW_STEP;
             for g in (r0..r1).step_by(step) {
                 let n = (r1 - g).min(step);
@@ -297,33 +356,57 @@ fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: 
     }
 }
 
-/// Rows of a matrix kept in the file's blocks (Q5_0, Q4_K or Q6_K: its
-/// [`Packed::decode_blocks`]) times a few input rows, read from the blocks. The AVX2 kernels
-/// also serve AVX-512 machines (they all have AVX2): a decoding pass is bound by reading the
-/// weights, not by the multiply-adds.
-fn direct(w: &Packed, raw: &[u8], x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: Out) {
+/// Rows of a matrix kept in the file's Q5_0 blocks times a few input rows, read from the
+/// blocks. The AVX2 kernels also serve AVX-512 machines (they all have AVX2): a decoding pass
+/// is bound by reading the weights, not by the multiply-adds.
+fn direct_q5_0(
+    w: &Packed,
+    raw: &[u8],
+    x: &Input,
+    rows: std::ops::Range<usize>,
+    kernel: Kernel,
+    o: Out,
+) {
     let tokens = 0..x.tokens;
+    #[cfg(target_arch = "x86_64")]
+    if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
+        // SAFETY: AVX2, FMA and F16C are present (checked); ranges are in bounds.
+        unsafe { avx2::gemv_q5_0(w, raw, x, rows, tokens, o) };
+        return;
+    }
+    let _ = kernel;
+    scalar::gemv_q5_0(w, raw, x, rows, tokens, o)
+}
+
+/// Rows of a matrix kept in Q4_K or Q6_K super-blocks ([`Packed::decode_blocks`]) times a few
+/// input rows in their per-256 form `k`, read from the blocks (AVX2 on AVX-512 machines too,
+/// as for [`direct_q5_0`]).
+fn direct_k(
+    w: &Packed,
+    raw: &[u8],
+    k: &SuperInput,
+    rows: std::ops::Range<usize>,
+    kernel: Kernel,
+    o: Out,
+) {
+    let tokens = 0..k.d.len() / (w.cols / SUPER);
     #[cfg(target_arch = "x86_64")]
     if kernel != Kernel::Scalar && Kernel::Avx2.supported() {
         // SAFETY: AVX2, FMA and F16C are present (checked); ranges are in bounds.
         unsafe {
             if w.q4_k.is_some() {
-                avx2::gemv_q4_k(w, raw, x, rows, tokens, o)
-            } else if w.q5_0.is_some() {
-                avx2::gemv_q5_0(w, raw, x, rows, tokens, o)
+                avx2::gemv_q4_k(w, raw, k, rows, tokens, o)
             } else {
-                avx2::gemv_q6_k(w, raw, x, rows, tokens, o)
+                avx2::gemv_q6_k(w, raw, k, rows, tokens, o)
             }
         };
         return;
     }
     let _ = kernel;
     if w.q4_k.is_some() {
-        scalar::gemv_q4_k(w, raw, x, rows, tokens, o)
-    } else if w.q5_0.is_some() {
-        scalar::gemv_q5_0(w, raw, x, rows, tokens, o)
+        scalar::gemv_q4_k(w, raw, k, rows, tokens, o)
     } else {
-        scalar::gemv_q6_k(w, raw, x, rows, tokens, o)
+        scalar::gemv_q6_k(w, raw, k, rows, tokens, o)
     }
 }
 

@@ -419,9 +419,14 @@ pub fn quantize_unsigned(x: &[f32], q: &mut [i8], scale: &mut [f32], min: &mut [
 /// Quantizes values (a multiple of 32) to int8 blocks: `scale = max|x| / 127`, `q = round(x /
 /// scale)`. Returns nothing; `q` and `scale` must have the matching lengths.
 pub fn quantize_rows(x: &[f32], q: &mut [i8], scale: &mut [f32]) {
+    quantize_blocks(x, BLOCK, q, scale)
+}
+
+/// [`quantize_rows`] with blocks of `size` values (a divisor of `x.len()`).
+pub fn quantize_blocks(x: &[f32], size: usize, q: &mut [i8], scale: &mut [f32]) {
     for ((xb, qb), s) in x
-        .chunks_exact(BLOCK)
-        .zip(q.chunks_exact_mut(BLOCK))
+        .chunks_exact(size)
+        .zip(q.chunks_exact_mut(size))
         .zip(scale.iter_mut())
     {
         let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));

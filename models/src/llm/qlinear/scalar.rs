@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::pack::{unpack_q4_k, unpack_q5_0, unpack_q6_k, Q4_K_BYTES, Q5_0_BYTES, Q6_K_BYTES};
-use super::{Input, Out, Packed, BLOCK};
+use super::{Input, Out, Packed, SuperInput, BLOCK, SUPER};
 
 pub(super) fn gemm(w: &Packed, x: &Input, rows: Range<usize>, tokens: Range<usize>, o: Out) {
     let nb = w.blocks();
@@ -71,61 +71,65 @@ pub(super) fn gemv_q5_0(
     });
 }
 
-/// Products straight from Q4_K super-blocks (`raw`, the blocks of `w`): each super-block
-/// unpacked once per weight row, its sub-blocks' minimums subtracted per block.
+/// Products straight from Q4_K super-blocks (`raw`, the blocks of `w`) with the input in its
+/// per-256 form: each super-block unpacked once per weight row, its sub-blocks' minimums
+/// subtracted with the input's sums per 32 values, one input scale per super-block.
 pub(super) fn gemv_q4_k(
     w: &Packed,
     raw: &[u8],
-    x: &Input,
+    x: &SuperInput,
     rows: Range<usize>,
     tokens: Range<usize>,
     o: Out,
 ) {
-    let nb = w.blocks();
-    let mut u = [0i8; 8 * BLOCK];
+    let (nb, ns) = (w.blocks(), w.cols / SUPER);
+    let mut u = [0i8; SUPER];
     let (mut scale, mut min) = ([0f32; 8], [0f32; 8]);
     each_row(rows, tokens.clone(), o, |r, acc| {
-        for sb in 0..nb / 8 {
-            let at = (r * nb / 8 + sb) * Q4_K_BYTES;
+        for sb in 0..ns {
+            let at = (r * ns + sb) * Q4_K_BYTES;
             unpack_q4_k(&raw[at..at + Q4_K_BYTES], &mut u, &mut scale, &mut min);
             for (a, t) in acc.iter_mut().zip(tokens.clone()) {
+                let s = t * ns + sb;
+                let xs = &x.q[s * SUPER..(s + 1) * SUPER];
+                let mut sum = 0f32;
                 for k in 0..8 {
-                    let i = t * nb + sb * 8 + k;
-                    let xb = &x.q[i * BLOCK..(i + 1) * BLOCK];
-                    let ub = &u[k * BLOCK..(k + 1) * BLOCK];
-                    *a += scale[k] * x.d[i] * dot(ub, xb) as f32 - min[k] * x.sum[i];
+                    let (ub, xb) = (&u[k * BLOCK..(k + 1) * BLOCK], &xs[k * BLOCK..]);
+                    sum +=
+                        scale[k] * dot(ub, xb) as f32 - min[k] * x.bsum[t * nb + sb * 8 + k] as f32;
                 }
+                *a += x.d[s] * sum;
             }
         }
     });
 }
 
-/// Products straight from Q6_K super-blocks (`raw`, `w`'s [`Packed::q6_k`]): each super-block
-/// unpacked once per weight row, each 16-value sub-block's integer dot product scaled by its
-/// own scale.
+/// Products straight from Q6_K super-blocks (`raw`, `w`'s [`Packed::q6_k`]) with the input in
+/// its per-256 form: each super-block unpacked once per weight row, its sixteen sub-blocks'
+/// integer dot products times their scales summed in integers, one float step per
+/// super-block.
 pub(super) fn gemv_q6_k(
     w: &Packed,
     raw: &[u8],
-    x: &Input,
+    x: &SuperInput,
     rows: Range<usize>,
     tokens: Range<usize>,
     o: Out,
 ) {
-    let nb = w.blocks();
-    let mut u = [0i8; 8 * BLOCK];
+    let ns = w.cols / SUPER;
+    let mut u = [0i8; SUPER];
     let mut sc = [0i8; 16];
     each_row(rows, tokens.clone(), o, |r, acc| {
-        for sb in 0..nb / 8 {
-            let at = (r * nb / 8 + sb) * Q6_K_BYTES;
+        for sb in 0..ns {
+            let at = (r * ns + sb) * Q6_K_BYTES;
             let d = unpack_q6_k(&raw[at..at + Q6_K_BYTES], &mut u, &mut sc);
             for (a, t) in acc.iter_mut().zip(tokens.clone()) {
-                for k in 0..8 {
-                    let i = t * nb + sb * 8 + k;
-                    let (xb, ub) = (&x.q[i * BLOCK..(i + 1) * BLOCK], &u[k * BLOCK..]);
-                    let sum = sc[2 * k] as i32 * dot(&ub[..16], &xb[..16])
-                        + sc[2 * k + 1] as i32 * dot(&ub[16..32], &xb[16..]);
-                    *a += d * x.d[i] * sum as f32;
-                }
+                let s = t * ns + sb;
+                let xs = &x.q[s * SUPER..(s + 1) * SUPER];
+                let sum: i32 = (0..16)
+                    .map(|k| sc[k] as i32 * dot(&u[16 * k..16 * (k + 1)], &xs[16 * k..]))
+                    .sum();
+                *a += d * x.d[s] * sum as f32;
             }
         }
     });

@@ -185,8 +185,16 @@ fn check_kernel(kernel: Kernel) {
             } else {
                 &wf
             };
+            // K-format blocks read directly multiply the input's per-256 form.
+            let k_direct =
+                tokens <= DIRECT_TOKENS && matches!(dtype, GgmlDType::Q4K | GgmlDType::Q6K);
+            assert_eq!(x.k.is_some(), tokens <= DIRECT_TOKENS && cols % SUPER == 0);
+            let xq = match &x.k {
+                Some(k) if k_direct => k.dequantize(),
+                _ => x.dequantize(),
+            };
             // Against the same int8 input in f64: the kernel's arithmetic alone.
-            let e = rel_err(&got, &reference(wf, &x.dequantize(), rows, cols));
+            let e = rel_err(&got, &reference(wf, &xq, rows, cols));
             assert!(e < 1e-5, "{kernel:?} {dtype:?} tokens {tokens}: {e}");
             // Against the float input: what int8 activations cost.
             let e = rel_err(&got, &reference(wf, &xf, rows, cols));
