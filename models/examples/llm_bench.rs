@@ -4,7 +4,8 @@
 //!
 //!   cargo run --release -p models --example llm_bench -- MODEL.gguf [PROMPT_TOKENS] [DECODE_TOKENS] [REPEATS]
 //!
-//! `PREFILL=int8|int8_compact|…` picks the prefill weights (default `int8`).
+//! `PREFILL=int8|int8_compact|…` picks the prefill weights (default `int8`); `BATCH=1,8
+//! [CONTEXT=2048]` measures batched decoding after that much context instead.
 use models::llm::{LoadOptions, PrefillWeights};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +23,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prefill,
         ..LoadOptions::default()
     };
+    // BATCH=1,8 [CONTEXT=2048]: batched decoding after a context of that many tokens per
+    // sequence, with the sequences' keys and values and the peak RSS (`leye models bench
+    // --batch`).
+    if let Ok(batches) = std::env::var("BATCH") {
+        let batches: Vec<usize> = batches.split(',').filter_map(|b| b.parse().ok()).collect();
+        let context = std::env::var("CONTEXT")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(2048);
+        let rows = models::bench::bench_batch(
+            std::path::Path::new(path),
+            &options,
+            &batches,
+            context,
+            decode,
+        )?;
+        for r in rows {
+            println!(
+                "batch {}: {:.1} tok/s in all, {:.1} per sequence, KV {} MB, peak RSS {} MB",
+                r.batch,
+                r.total_tok_s,
+                r.per_sequence_tok_s,
+                r.kv_bytes / 1_000_000,
+                r.peak_rss.unwrap_or(0) / 1_000_000
+            );
+        }
+        return Ok(());
+    }
     let b = models::bench::bench_llm(
         std::path::Path::new(path),
         &options,
