@@ -148,10 +148,12 @@ fn margin(logits: &[f32]) -> f32 {
     a - b
 }
 
-/// Near-ties below this margin may flip: a batch of rows runs some products through other
-/// kernels than a single row (candle 0.11 multiplies Q6_K weights by more than one row with
-/// repacked tiles and another activation quantization), which moved logits by up to ~0.5
-/// here; a flip needs a margin below twice that.
+/// Near-ties below this margin may flip. Our kernels now give a sequence bitwise the same
+/// logits alone and in a batch of up to 4 (the minimums are subtracted in the same order,
+/// the input rows quantized alike: this test compared all 123 tokens with a largest
+/// difference of 0), but other paths need not: candle's kernels (other devices, float
+/// weights) multiply several rows with repacked tiles and another activation quantization,
+/// which moved logits by up to ~0.5; a flip needs a margin below twice that.
 const NEAR_TIE: f32 = 1.0;
 
 #[test]

@@ -14,9 +14,13 @@ use super::{Input, Out, Packed, SuperInput, BLOCK, SUPER};
 /// qgemv`); without the prefetch 8 had been best, at 8 GB/s.
 const RT: usize = 4;
 
+/// Input rows up to which the tiles subtract the weights' minimums themselves (a decoding
+/// pass: one sequence, or a batch of up to `llm.max_batch` = 8).
+const FOLD_TOKENS: usize = 8;
+
 /// Returns whether the weights' minimums (Q4_K's, Q5_0's offset of 16) were subtracted too:
-/// a decoding pass (one input row) does it in the tile, from the scales it has just read,
-/// instead of reading them again in a separate pass ([`super::minimums`]).
+/// a decoding pass does it in the tile, from the scales it has just read, instead of reading
+/// them again in a separate pass ([`super::minimums`]).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; the ranges must be within `w` and `x`.
@@ -32,7 +36,11 @@ pub(super) unsafe fn gemm(
     // and memory streams for the DRAM-bound product.
     let decoding = tokens.len() == 1;
     let rt = if decoding { RT } else { 2 };
-    let fold = decoding && w.minimum_terms().is_some();
+    // Decoding passes (one sequence or a batch) subtract the minimums in the tile, each input
+    // row's in the same order as for one row alone: a sequence then gets bitwise the same
+    // logits whether it is decoded alone or beside others. Prefill's longer runs of rows
+    // subtract them in a separate pass vectorised over the weight rows.
+    let fold = tokens.len() <= FOLD_TOKENS && w.minimum_terms().is_some();
     super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
         // SAFETY: the caller guarantees the features and bounds; the walk stays within them.
         unsafe {
@@ -63,21 +71,22 @@ unsafe fn tiles<const U: bool, const F: bool>(
         match (rn, tn) {
             (4, _) => tile::<4, 1, U, F>(w, x, r, t, o),
             (3, _) => tile::<3, 1, U, F>(w, x, r, t, o),
-            (2, 4) => tile::<2, 4, U, false>(w, x, r, t, o),
-            (2, 3) => tile::<2, 3, U, false>(w, x, r, t, o),
-            (2, 2) => tile::<2, 2, U, false>(w, x, r, t, o),
+            (2, 4) => tile::<2, 4, U, F>(w, x, r, t, o),
+            (2, 3) => tile::<2, 3, U, F>(w, x, r, t, o),
+            (2, 2) => tile::<2, 2, U, F>(w, x, r, t, o),
             (2, _) => tile::<2, 1, U, F>(w, x, r, t, o),
-            (_, 4) => tile::<1, 4, U, false>(w, x, r, t, o),
-            (_, 3) => tile::<1, 3, U, false>(w, x, r, t, o),
-            (_, 2) => tile::<1, 2, U, false>(w, x, r, t, o),
+            (_, 4) => tile::<1, 4, U, F>(w, x, r, t, o),
+            (_, 3) => tile::<1, 3, U, F>(w, x, r, t, o),
+            (_, 2) => tile::<1, 2, U, F>(w, x, r, t, o),
             _ => tile::<1, 1, U, F>(w, x, r, t, o),
         }
     }
 }
 
 /// `U`: the weights are unsigned (`0..=127`) and go into `vpmaddubsw` as they are; otherwise
-/// their absolute values do, with their signs moved onto the inputs. `F` (one input row
-/// only): the minimums are subtracted here, `Σ_b min[b,r]·(d·Σq)[b]` summed on the side.
+/// their absolute values do, with their signs moved onto the inputs. `F` (decoding passes):
+/// the minimums are subtracted here, `Σ_b min[b,r]·(d·Σq)[b]` summed on the side per input
+/// row, in block order whatever the tile's shape.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
@@ -97,7 +106,7 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
     let (mins, factor) = w
         .minimum_terms()
         .map_or((w.scale.as_ptr(), 0.0), |(m, f)| (m.as_ptr(), f));
-    let mut side = [0f32; R];
+    let mut side = [[0f32; T]; R];
     for b in 0..nb {
         if T == 1 {
             // Decoding: fetch the next tile while this one is multiplied. Its rows follow
@@ -150,17 +159,20 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
             }
         }
         if F {
-            // SAFETY: block b of input row t0 and of weight rows r0..r0 + R are in bounds.
-            let sx = factor * unsafe { *x.sum.get_unchecked(t0 * nb + b) };
-            for i in 0..R {
-                side[i] += sx * unsafe { *mins.add(b * w.rows + r0 + i) };
+            for j in 0..T {
+                // SAFETY: block b of input row t0 + j and of weight rows r0..r0 + R are in
+                // bounds.
+                let sx = factor * unsafe { *x.sum.get_unchecked((t0 + j) * nb + b) };
+                for i in 0..R {
+                    side[i][j] += sx * unsafe { *mins.add(b * w.rows + r0 + i) };
+                }
             }
         }
     }
     for (i, row) in acc.iter().enumerate() {
         for (j, v) in row.iter().enumerate() {
             // SAFETY: in bounds; this thread owns these rows.
-            unsafe { o.set(t0 + j, r0 + i, hsum(*v) - side[i]) };
+            unsafe { o.set(t0 + j, r0 + i, hsum(*v) - side[i][j]) };
         }
     }
 }
