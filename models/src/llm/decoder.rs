@@ -596,17 +596,10 @@ struct Group<'a> {
 /// way one stream decodes there ~1.2× faster (`BATCH=1 CONTEXT=1536 --example llm_bench`).
 fn attend(g: &Group, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let avx2 = *AVX2.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        });
-        if avx2 {
-            // SAFETY: AVX2 and FMA are present (checked).
-            unsafe { attend_avx2(g, out) };
-            return;
-        }
+    if super::qlinear::Kernel::Avx2.supported() {
+        // SAFETY: AVX2 and FMA are present (checked).
+        unsafe { attend_avx2(g, out) };
+        return;
     }
     attend_portable(g, out);
 }

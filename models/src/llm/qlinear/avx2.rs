@@ -180,10 +180,10 @@ unsafe fn tile<const R: usize, const T: usize, const U: bool, const F: bool>(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
+    hsum128(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps(v, 1),
+    ))
 }
 
 /// Weight rows per pass when decoding from the file's blocks (Q5_0, Q4_K, Q6_K).

@@ -167,11 +167,7 @@ impl SuperInput {
 
     /// The quantized values as floats (tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
-        self.q
-            .chunks_exact(SUPER)
-            .zip(&self.d)
-            .flat_map(|(b, d)| b.iter().map(move |&v| v as f32 * d))
-            .collect()
+        pack::dequantize_blocks(&self.q, &self.d, SUPER)
     }
 }
 
@@ -204,11 +200,7 @@ impl Input {
 
     /// The quantized values as floats (tests and references).
     pub fn dequantize(&self) -> Vec<f32> {
-        self.q
-            .chunks_exact(BLOCK)
-            .zip(&self.d)
-            .flat_map(|(b, d)| b.iter().map(move |&v| v as f32 * d))
-            .collect()
+        pack::dequantize_blocks(&self.q, &self.d, BLOCK)
     }
 }
 

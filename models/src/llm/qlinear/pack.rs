@@ -422,6 +422,15 @@ pub fn quantize_rows(x: &[f32], q: &mut [i8], scale: &mut [f32]) {
     quantize_blocks(x, BLOCK, q, scale)
 }
 
+/// The values of int8 blocks of `size` values with one scale each, as floats (tests and
+/// references).
+pub fn dequantize_blocks(q: &[i8], scale: &[f32], size: usize) -> Vec<f32> {
+    q.chunks_exact(size)
+        .zip(scale)
+        .flat_map(|(b, d)| b.iter().map(move |&v| v as f32 * d))
+        .collect()
+}
+
 /// [`quantize_rows`] with blocks of `size` values (a divisor of `x.len()`).
 pub fn quantize_blocks(x: &[f32], size: usize, q: &mut [i8], scale: &mut [f32]) {
     for ((xb, qb), s) in x
