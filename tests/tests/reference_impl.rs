@@ -1,5 +1,12 @@
 //! Our decoder against candle-transformers' own `quantized_qwen2` on the real default model:
 //! the same GGUF and prompt must give the same next-token logits (up to kernel rounding).
+//!
+//! Up to rounding, not exactly: our attention (the grouped, causal attention of
+//! `models::llm::decoder`) sums in another order than candle's matmuls and softmax — per layer
+//! its outputs differ from candle's by ~1e-5 of their size — and the quantized matmuls round
+//! their input activations to 8 bits, where such a difference flips a rounding now and then;
+//! over 24 layers of Qwen2 (attention scores up to ~1,200) the prompt's logits end up to
+//! ~0.36 apart (largest logit ~16), the same order as our int8 kernels' rounding.
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
@@ -26,59 +33,50 @@ fn decoder_matches_candle_quantized_qwen2() {
             "山东省高校毕业生就业创业服务平台什么时候覆盖所有高校？",
         )])
         .expect("render");
-    let mut f = std::fs::File::open(&path).expect("open");
-    let ct = gguf_file::Content::read(&mut f).expect("read");
-    let mut reference = candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(
-        ct,
-        &mut f,
-        &Device::Cpu,
-    )
-    .expect("load reference");
-    let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
-        .expect("t")
-        .unsqueeze(0)
-        .expect("u");
-    let want: Vec<f32> = reference
-        .forward(&input, 0)
-        .expect("ref forward")
-        .flatten_all()
-        .expect("f")
-        .to_vec1()
-        .expect("v");
+    let mut reference = Reference::load(&path);
+    let want = reference.forward(&prompt, 0);
     let got = ours.forward(&prompt, 0).expect("our forward");
     assert_eq!(got.len(), want.len());
     let (diff, scale) = diff_and_scale(&got, &want);
     eprintln!("max |diff| {diff} (max |logit| {scale})");
+    // Rounding (see the module's comment) stays within 5 % of the largest logit; a wiring
+    // fault (a bias, a norm, the rotary table, grouped heads) moves logits by whole units.
     assert!(
-        diff < 1e-2 * scale,
+        diff < 0.05 * scale,
         "logits differ by {diff} (scale {scale})"
     );
+    same_token_unless_near_tie(&got, &want, "prompt");
     // And one decode step from the same cache.
     let next = 151645u32.min(want.len() as u32 - 1);
-    let w2: Vec<f32> = reference
-        .forward(
-            &Tensor::new(&[next], &Device::Cpu)
-                .expect("t")
-                .unsqueeze(0)
-                .expect("u"),
-            prompt.len(),
-        )
-        .expect("ref step")
-        .flatten_all()
-        .expect("f")
-        .to_vec1()
-        .expect("v");
+    let w2 = reference.forward(&[next], prompt.len());
     let g2 = ours.forward(&[next], prompt.len()).expect("our step");
-    let diff2 = g2
-        .iter()
-        .zip(&w2)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(diff2 < 1e-2 * scale, "decode-step logits differ by {diff2}");
+    let (diff2, _) = diff_and_scale(&g2, &w2);
+    eprintln!("decode step: max |diff| {diff2}");
+    assert!(diff2 < 0.05 * scale, "decode-step logits differ by {diff2}");
+    same_token_unless_near_tie(&g2, &w2, "decode step");
 }
 
-/// Our int8 kernels (`llm.load.prefill = "int8"`) against the reference path (candle's quantized kernels on
-/// the file's own types, checked against candle-transformers above) on the real model.
+/// The same greedy token, unless the reference's top two logits are within 0.5 (the near-tie
+/// rule of the int8 test below).
+fn same_token_unless_near_tie(got: &[f32], want: &[f32], what: &str) {
+    let order = |v: &[f32]| {
+        let mut i: Vec<usize> = (0..v.len()).collect();
+        i.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        i
+    };
+    let w = order(want);
+    let margin = want[w[0]] - want[w[1]];
+    eprintln!("{what}: reference top-2 margin {margin:.3}");
+    if margin >= 0.5 {
+        assert_eq!(order(got)[0], w[0], "{what}: greedy tokens differ");
+    }
+}
+
+/// Our int8 kernels (`llm.load.prefill = "int8"`) against candle-transformers'
+/// `quantized_qwen2` on the real model. (Not against our decoder on candle's kernels: that
+/// path's own rounding, amplified as the module's comment says, moved one prompt's logits by
+/// 0.67 from candle-transformers when our attention changed, and the two paths' differences
+/// add up.)
 ///
 /// Tolerances, stated: prompt logits within 5 % of the largest logit (int8 activations per
 /// 32 values, as llama.cpp's Q8_0 dot products use, move logits by a fraction of a unit);
@@ -101,7 +99,6 @@ fn int8_against_the_reference(prefill: PrefillWeights) {
     const EPS: f32 = 0.5;
     const STEPS: usize = 24;
     let path = tests::llm_path();
-    let mut reference = candle_path(&path).expect("load reference");
     let mut ours = Llm::load(
         &path,
         &LoadOptions {
@@ -131,7 +128,9 @@ fn int8_against_the_reference(prefill: PrefillWeights) {
         let prompt = ours
             .render(&[models::chat_template::ChatMessage::user(question)])
             .expect("render");
-        let want = reference.forward(&prompt, 0).expect("reference prefill");
+        // A fresh reference per question: its cache restarts.
+        let mut reference = Reference::load(&path);
+        let want = reference.forward(&prompt, 0);
         let got = ours.forward(&prompt, 0).expect("our prefill");
         let (diff, scale) = diff_and_scale(&got, &want);
         eprintln!("{question}: prompt logits max |diff| {diff:.3} (max |logit| {scale:.1})");
@@ -150,7 +149,7 @@ fn int8_against_the_reference(prefill: PrefillWeights) {
                 );
                 compared += 1;
             }
-            let w = reference.forward(&[want_tok], pos).expect("reference step");
+            let w = reference.forward(&[want_tok], pos);
             let g = ours.forward(&[want_tok], pos).expect("our step");
             (want_tok, margin) = top2(&w);
             got_tok = top2(&g).0;
@@ -169,4 +168,34 @@ fn diff_and_scale(got: &[f32], want: &[f32]) -> (f32, f32) {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     (diff, scale)
+}
+
+/// candle-transformers' `quantized_qwen2` on the model file: the reference implementation.
+struct Reference(candle_transformers::models::quantized_qwen2::ModelWeights);
+
+impl Reference {
+    fn load(path: &std::path::Path) -> Reference {
+        let mut f = std::fs::File::open(path).expect("open");
+        let ct = gguf_file::Content::read(&mut f).expect("read");
+        Reference(
+            candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(
+                ct,
+                &mut f,
+                &Device::Cpu,
+            )
+            .expect("load reference"),
+        )
+    }
+
+    /// The last position's logits after `tokens` at positions `pos..`.
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Vec<f32> {
+        let input = Tensor::new(tokens, &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .expect("input");
+        self.0
+            .forward(&input, pos)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .expect("reference forward")
+    }
 }

@@ -15,8 +15,9 @@ use super::{Input, Out, Packed, SuperInput, BLOCK, SUPER};
 const RT: usize = 4;
 
 /// Input rows up to which the tiles subtract the weights' minimums themselves (a decoding
-/// pass: one sequence, or a batch of up to `llm.max_batch` = 8).
-const FOLD_TOKENS: usize = 8;
+/// pass: one sequence, or a batch of up to `llm.max_batch` = 8). Longer runs of rows are
+/// prefill, which runs [`gemm_octets`] on interleaved rows.
+pub(super) const FOLD_TOKENS: usize = 8;
 
 /// Returns whether the weights' minimums (Q4_K's, Q5_0's offset of 16) were subtracted too:
 /// a decoding pass does it in the tile, from the scales it has just read, instead of reading
@@ -184,6 +185,216 @@ fn hsum(v: __m256) -> f32 {
         _mm256_castps256_ps128(v),
         _mm256_extractf128_ps(v, 1),
     ))
+}
+
+/// Weight rows multiplied together by the prefill kernel: one `__m256` of outputs.
+pub(super) const OCTET: usize = 8;
+
+/// Rows `rows` (whole groups of [`OCTET`]) of the int8 matrix `w` laid out for
+/// [`gemm_octets`] in `into`: per group of 8 rows and block, eight 32-byte vectors, vector `g`
+/// holding values `4g..4g + 4` of the 8 rows side by side (an 8×8 transpose of 4-byte
+/// groups). One `vpmaddubsw` of such a vector by 4 input values broadcast then works on 8
+/// rows at once, and its lanes sum into one output per row — where the row-major layout
+/// needs a float conversion, multiply and add per row and block and a horizontal sum at the
+/// end (llama.cpp's AVX2 `gemm_q4_0_8x8_q8_0` repacks its weights likewise, once at load; we
+/// do it per product, where it costs ~1/100 of the arithmetic for a 64-row prompt chunk).
+///
+/// # Safety
+/// The CPU must have AVX2; `rows` must be within `w`, a multiple of 8 long.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn interleave(w: &Packed, rows: Range<usize>, into: &mut Vec<u8>) {
+    debug_assert!(rows.len().is_multiple_of(OCTET) && rows.end <= w.rows);
+    let nb = w.blocks();
+    into.resize(rows.len() * w.cols, 0);
+    let (src, dst) = (w.q.as_ptr(), into.as_mut_ptr());
+    for (o, r) in rows.step_by(OCTET).enumerate() {
+        for b in 0..nb {
+            // SAFETY: rows r..r + 8 and block b are within `w`; group o's block b is within
+            // `into`, sized above.
+            unsafe {
+                let row = |i: usize| {
+                    _mm256_loadu_si256(src.add(((r + i) * nb + b) * BLOCK) as *const __m256i)
+                };
+                // Dwords of rows (0,1), (2,3), … paired, then quadrupled, then the 128-bit
+                // halves exchanged: column g of the 8×8 dword matrix becomes vector g.
+                let t: [__m256i; 8] = std::array::from_fn(|k| {
+                    let (a, c) = (row(k & !1), row(k | 1));
+                    if k % 2 == 0 {
+                        _mm256_unpacklo_epi32(a, c)
+                    } else {
+                        _mm256_unpackhi_epi32(a, c)
+                    }
+                });
+                // u[4h + m]: rows 4h..4h+4, columns m (low half) and m + 4 (high half).
+                let u: [__m256i; 8] = std::array::from_fn(|k| {
+                    let (h, m) = (k / 4, k % 4);
+                    let (a, c) = (t[4 * h + (m / 2)], t[4 * h + 2 + (m / 2)]);
+                    if m % 2 == 0 {
+                        _mm256_unpacklo_epi64(a, c)
+                    } else {
+                        _mm256_unpackhi_epi64(a, c)
+                    }
+                });
+                let out = dst.add((o * nb + b) * OCTET * BLOCK) as *mut __m256i;
+                for m in 0..4 {
+                    _mm256_storeu_si256(
+                        out.add(m),
+                        _mm256_permute2x128_si256(u[m], u[4 + m], 0x20),
+                    );
+                    _mm256_storeu_si256(
+                        out.add(m + 4),
+                        _mm256_permute2x128_si256(u[m], u[4 + m], 0x31),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// How many 4-value groups' `vpmaddubsw` pair sums add up in 16 bits before they must be
+/// widened: each is at most `2·max_q·127`, and a sum must stay below 32768 (Q4_K's 15: all 8
+/// groups of a block; Q5_0's 31: 4; the 7-bit re-quantized formats and Q8_0: 1).
+fn groups_in_i16(max_q: u8) -> usize {
+    let per = 2 * max_q as usize * 127;
+    match 32767 / per.max(1) {
+        8.. => 8,
+        4.. => 4,
+        2.. => 2,
+        _ => 1,
+    }
+}
+
+/// Prefill: rows `rows` of `w` (whole groups of 8, laid out in `il` by [`interleave`] from
+/// row `il_r0` on) times input rows `tokens`, minimums subtracted, into `o`. A tile is 8
+/// weight rows × up to 4 input rows; per block each input row's 8 groups of 4 values are
+/// broadcast and multiplied by the 8 rows' groups, summed in 16 bits as far as
+/// [`groups_in_i16`] allows, widened, and one float step per block does
+/// `acc += scale·d·dot − min·d·Σq` for the 8 rows at once.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the ranges must be within `w` and `x`; `il` must hold the
+/// interleaved rows.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn gemm_octets(
+    w: &Packed,
+    il: &[u8],
+    il_r0: usize,
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    debug_assert!(rows.start >= il_r0 && (rows.end - il_r0) * w.cols <= il.len());
+    // SAFETY (all calls below): as for this function.
+    unsafe {
+        match (groups_in_i16(w.max_q), w.unsigned) {
+            (_, false) => octet_tiles::<1, false>(w, il, il_r0, x, rows, tokens, o),
+            (8, true) => octet_tiles::<8, true>(w, il, il_r0, x, rows, tokens, o),
+            (4, true) => octet_tiles::<4, true>(w, il, il_r0, x, rows, tokens, o),
+            (2, true) => octet_tiles::<2, true>(w, il, il_r0, x, rows, tokens, o),
+            (_, true) => octet_tiles::<1, true>(w, il, il_r0, x, rows, tokens, o),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn octet_tiles<const K: usize, const U: bool>(
+    w: &Packed,
+    il: &[u8],
+    il_r0: usize,
+    x: &Input,
+    rows: Range<usize>,
+    tokens: Range<usize>,
+    o: Out,
+) {
+    for r in rows.step_by(OCTET) {
+        // SAFETY: the group's rows are in `il` (caller).
+        let wq = unsafe { il.as_ptr().add((r - il_r0) * w.cols) };
+        let mut t = tokens.start;
+        while t < tokens.end {
+            let n = (tokens.end - t).min(4);
+            // SAFETY: as for `gemm_octets`.
+            unsafe {
+                match n {
+                    4 => octet_tile::<4, K, U>(wq, w, x, r, t, o),
+                    3 => octet_tile::<3, K, U>(wq, w, x, r, t, o),
+                    2 => octet_tile::<2, K, U>(wq, w, x, r, t, o),
+                    _ => octet_tile::<1, K, U>(wq, w, x, r, t, o),
+                }
+            }
+            t += n;
+        }
+    }
+}
+
+/// `K`: groups summed in 16 bits ([`groups_in_i16`]); `U`: unsigned weights (else their
+/// absolute values go into `vpmaddubsw`, their signs onto the inputs).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // register tiles read best as indexed loops
+unsafe fn octet_tile<const T: usize, const K: usize, const U: bool>(
+    wq: *const u8,
+    w: &Packed,
+    x: &Input,
+    r: usize,
+    t0: usize,
+    o: Out,
+) {
+    let (nb, cols) = (w.blocks(), w.cols);
+    let ones = _mm256_set1_epi16(1);
+    let mins = w.minimum_terms();
+    let xq = x.q.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); T];
+    for b in 0..nb {
+        let mut dot = [_mm256_setzero_si256(); T];
+        let mut part = [_mm256_setzero_si256(); T];
+        for g in 0..OCTET {
+            // SAFETY: block b of the group is within `il`; values 4g..4g + 4 of block b of
+            // input row t0 + j are within `x` (caller).
+            unsafe {
+                let wv = _mm256_loadu_si256(wq.add((b * OCTET + g) * BLOCK) as *const __m256i);
+                let wa = if U { wv } else { _mm256_sign_epi8(wv, wv) };
+                for j in 0..T {
+                    let at = (t0 + j) * cols + b * BLOCK + g * 4;
+                    let xb = _mm256_set1_epi32((xq.add(at) as *const i32).read_unaligned());
+                    let p = if U {
+                        _mm256_maddubs_epi16(wa, xb)
+                    } else {
+                        _mm256_maddubs_epi16(wa, _mm256_sign_epi8(xb, wv))
+                    };
+                    part[j] = if g % K == 0 {
+                        p
+                    } else {
+                        _mm256_add_epi16(part[j], p)
+                    };
+                    if g % K == K - 1 {
+                        dot[j] = _mm256_add_epi32(dot[j], _mm256_madd_epi16(part[j], ones));
+                    }
+                }
+            }
+        }
+        // SAFETY: block b's scales (and minimums) of rows r..r + 8 and the input's block b
+        // of rows t0..t0 + T are in bounds (caller).
+        unsafe {
+            let ws = _mm256_loadu_ps(w.scale.as_ptr().add(b * w.rows + r));
+            for j in 0..T {
+                let d = _mm256_broadcast_ss(&*x.d.as_ptr().add((t0 + j) * nb + b));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[j]), _mm256_mul_ps(ws, d), acc[j]);
+            }
+            if let Some((m, factor)) = mins {
+                let mv = _mm256_loadu_ps(m.as_ptr().add(b * w.rows + r));
+                for j in 0..T {
+                    let s = factor * *x.sum.get_unchecked((t0 + j) * nb + b);
+                    acc[j] = _mm256_fnmadd_ps(mv, _mm256_set1_ps(s), acc[j]);
+                }
+            }
+        }
+    }
+    for (j, v) in acc.iter().enumerate() {
+        // SAFETY: outputs r..r + 8 of input row t0 + j are in bounds and this thread's.
+        unsafe { _mm256_storeu_ps(o.at(t0 + j, r), *v) };
+    }
 }
 
 /// Weight rows per pass when decoding from the file's blocks (Q5_0, Q4_K, Q6_K).

@@ -231,6 +231,15 @@ impl Out {
     pub(crate) unsafe fn set(&self, t: usize, r: usize, v: f32) {
         unsafe { *self.ptr.add(t * self.ld + r) = v };
     }
+
+    /// Where output `r` of input row `t` goes (for a kernel storing several at once).
+    ///
+    /// # Safety
+    /// As for [`Out::set`], for every output written through the pointer.
+    #[inline(always)]
+    pub(crate) unsafe fn at(&self, t: usize, r: usize) -> *mut f32 {
+        unsafe { self.ptr.add(t * self.ld + r) }
+    }
 }
 
 /// Prompt rows processed together while a few weight rows stay in L1; the rows' activations
@@ -259,6 +268,9 @@ thread_local! {
     /// Each thread's unpacked rows, kept between products (256 KiB would otherwise be mapped
     /// and unmapped, page faults included, for every product).
     static UNPACKED: std::cell::RefCell<Packed> = std::cell::RefCell::new(Packed::scratch());
+    /// Each thread's rows interleaved for the AVX2 prefill kernel (its share of the widest
+    /// product: 2.2 MB for the default model on 2 threads), kept between products likewise.
+    static INTERLEAVED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `x Wᵀ`: `[tokens, rows]`, row after row.
@@ -314,9 +326,50 @@ pub fn matmul(w: &Packed, x: &Input, kernel: Kernel) -> Vec<f32> {
 
 /// Rows `rows` of an int8 matrix times every input row, into `o`.
 fn int8(w: &Packed, x: &Input, rows: std::ops::Range<usize>, kernel: Kernel, o: Out) {
-    let (r0, r1) = (rows.start, rows.end);
+    // AVX2 prefill runs on the rows' whole groups of 8, interleaved once for every chunk of
+    // prompt rows (`avx2::gemm_octets`); the rest of the rows and short chunks (decoding)
+    // take the row-major tiles.
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx2 && kernel.supported() && x.tokens > avx2::FOLD_TOKENS {
+        let whole = rows.start + rows.len() / avx2::OCTET * avx2::OCTET;
+        if whole > rows.start {
+            return INTERLEAVED.with_borrow_mut(|il| {
+                // SAFETY: AVX2 is present (checked above); the rows are within `w`.
+                unsafe { avx2::interleave(w, rows.start..whole, il) };
+                int8_chunks(w, x, rows, kernel, o, Some((il, whole)))
+            });
+        }
+    }
+    int8_chunks(w, x, rows, kernel, o, None)
+}
+
+/// [`int8`] over chunks of [`TOKEN_CHUNK`] input rows; with `octets`, the rows below its end
+/// are interleaved in its buffer (from `rows.start` on) for the AVX2 prefill kernel.
+fn int8_chunks(
+    w: &Packed,
+    x: &Input,
+    rows: std::ops::Range<usize>,
+    kernel: Kernel,
+    o: Out,
+    octets: Option<(&[u8], usize)>,
+) {
     for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
         let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
+        let (mut r0, r1) = (rows.start, rows.end);
+        #[cfg(target_arch = "x86_64")]
+        if let Some((il, whole)) = octets {
+            if t1 - t0 > avx2::FOLD_TOKENS {
+                // SAFETY: AVX2 and FMA are present (the caller checked); `il` holds rows
+                // r0..whole; the ranges are in bounds. It subtracts the minimums itself.
+                unsafe { avx2::gemm_octets(w, il, r0, x, r0..whole, t0..t1, o) };
+                r0 = whole;
+                if r0 == r1 {
+                    continue;
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = octets;
         // Whether the kernel subtracted the minimums itself (AVX2 while decoding).
         let folded = match kernel {
             #[cfg(target_arch = "x86_64")]

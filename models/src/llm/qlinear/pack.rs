@@ -61,6 +61,10 @@ pub struct Packed {
     /// 5-bit values, `min = 16·d`), Q4_K and the re-quantized formats (7-bit unsigned with
     /// a minimum) are; Q8_0 is not.
     pub unsigned: bool,
+    /// The largest magnitude of `q`: 128 for Q8_0, 31 for Q5_0's raw values, 15 for Q4_K's,
+    /// 127 for the re-quantized formats. The prefill kernel adds this many `vpmaddubsw`
+    /// products in 16 bits before widening them as the bound allows.
+    pub max_q: u8,
 }
 
 impl Packed {
@@ -104,6 +108,7 @@ impl Packed {
             offset: 0.0,
             exact: true,
             unsigned: true,
+            max_q: 127,
             q5_0: None,
             q4_k: None,
             q6_k: None,
@@ -111,6 +116,7 @@ impl Packed {
         match t.dtype() {
             GgmlDType::Q8_0 if bytes.len() == nb * 34 => {
                 p.unsigned = false;
+                p.max_q = 128;
                 for (b, blk) in bytes.chunks_exact(34).enumerate() {
                     p.scale[b] = half(blk, 0);
                     for (dst, &src) in p.q[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(&blk[2..]) {
@@ -121,6 +127,7 @@ impl Packed {
             GgmlDType::Q5_0 if bytes.len() == nb * Q5_0_BYTES => {
                 // w = d·(u − 16) = d·u − 16·d with the raw 5-bit u.
                 p.offset = 16.0;
+                p.max_q = 31;
                 if keep_q5_0 {
                     p.q = Vec::new();
                     p.scale = Vec::new();
@@ -136,6 +143,7 @@ impl Packed {
             {
                 p.q = Vec::new();
                 p.scale = Vec::new();
+                p.max_q = 15;
                 p.q4_k = Some(bytes.to_vec());
                 return Ok(Some(p));
             }
@@ -174,6 +182,7 @@ impl Packed {
             min: None,
             exact: true,
             unsigned: true,
+            max_q: 127,
             q5_0: None,
             q4_k: None,
             q6_k: None,
@@ -239,6 +248,7 @@ impl Packed {
         into.offset = self.offset;
         into.exact = true;
         into.unsigned = true;
+        into.max_q = self.max_q;
         into.q5_0 = None;
         into.q4_k = None;
         into.q6_k = None;

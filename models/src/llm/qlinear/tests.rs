@@ -175,8 +175,10 @@ fn check_kernel(kernel: Kernel) {
             .to_vec1()
             .expect("vec");
         // Weights in their blocks go straight from them up to DIRECT_TOKENS input rows (1, 3)
-        // and through unpacked groups of rows above (5, 67).
-        for tokens in [1, 3, 5, 67] {
+        // and through unpacked groups of rows above (5, 13, 67). Prefill (above 8 rows: 13,
+        // and 67's first 64) runs AVX2's interleaved kernel on the rows' whole groups of 8,
+        // with tiles of 4 input rows and one of 1 (13) and 5 rows left to the row-major tiles.
+        for tokens in [1, 3, 5, 13, 67] {
             let xf = random(tokens * cols, 4 + tokens as u64);
             let x = Input::quantize(&xf, cols);
             let got = matmul(&p, &x, kernel);
@@ -239,6 +241,69 @@ fn avx2_kernel_matches_the_reference() {
 )]
 fn avx512_vnni_kernel_matches_the_reference() {
     check_kernel(Kernel::Avx512Vnni);
+}
+
+/// Weights at the largest value of their int8 form times inputs of ±127 everywhere: the
+/// products a kernel sums in 16 bits (`vpmaddubsw` pairs, several of them for the small
+/// formats in AVX2's prefill kernel) at their largest, which a sum one group too long
+/// saturates.
+#[test]
+fn the_largest_values_do_not_overflow_the_kernels_sums() {
+    let (rows, cols) = (16, 256);
+    for dtype in [
+        GgmlDType::Q8_0,
+        GgmlDType::Q5_0,
+        GgmlDType::Q4K,
+        GgmlDType::Q6K,
+    ] {
+        // One value of each 32 at −1, the others at +1: every format puts the +1s at its
+        // largest integer (Q5_0 scales by the first largest magnitude, −1 → 0 and +1 → 31).
+        let wf: Vec<f32> = (0..rows * cols)
+            .map(|i| if i % BLOCK == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let wt = Tensor::from_vec(wf, (rows, cols), &Device::Cpu).expect("t");
+        let p = Packed::from_qtensor(&QTensor::quantize(&wt, dtype).expect("q"), false)
+            .expect("pack")
+            .expect("packable");
+        let mut int8 = Packed::scratch();
+        let q = match p.raw_blocks() {
+            Some(raw) => {
+                p.unpack_rows(raw, 0, rows, &mut int8);
+                &int8.q
+            }
+            None => &p.q,
+        };
+        let largest = q.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        assert!(
+            largest + 1 >= p.max_q,
+            "{dtype:?}: largest value {largest}, bound {}",
+            p.max_q
+        );
+        assert!(largest <= p.max_q, "{dtype:?}: {largest} > {}", p.max_q);
+        let wd = p.dequantize();
+        for sign in [1.0f32, -1.0] {
+            for tokens in [1, 16] {
+                let x = Input::quantize(&vec![sign; tokens * cols], cols);
+                for kernel in Kernel::ALL.into_iter().filter(|k| k.supported()) {
+                    let got = matmul(&p, &x, kernel);
+                    let xq = match &x.k {
+                        Some(k) if p.q4_k.is_some() || p.q6_k.is_some() => k.dequantize(),
+                        _ => x.dequantize(),
+                    };
+                    let wd = match (&p.q6_k, &x.k) {
+                        (Some(_), Some(_)) => QTensor::quantize(&wt, dtype)
+                            .and_then(|q| q.dequantize(&Device::Cpu))
+                            .and_then(|t| t.flatten_all())
+                            .and_then(|t| t.to_vec1())
+                            .expect("exact Q6_K values"),
+                        _ => wd.clone(),
+                    };
+                    let e = rel_err(&got, &reference(&wd, &xq, rows, cols));
+                    assert!(e < 1e-5, "{kernel:?} {dtype:?} x = {sign} × {tokens}: {e}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
