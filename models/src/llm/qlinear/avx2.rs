@@ -1,8 +1,10 @@
-//! The AVX2 kernel: a tile of 2 weight rows × 4 input rows accumulates in 8 registers; each
-//! 32-value block is one `vpmaddubsw` (unsigned weights × signed inputs; for signed weights,
-//! |w| × x with w's sign moved onto x), summed to 8 lanes of i32 by `vpmaddwd`, converted and
-//! scaled into the float accumulators. Weights ≤ 128 in magnitude and |x| ≤ 127 keep the
-//! pairwise i16 sums below saturation (2·128·127 < 32768).
+//! The AVX2 kernels. Decoding (a few input rows): a tile of 4 weight rows × 1 input row (2 × 4
+//! for a batch) on the row-major int8 form, or straight from the file's blocks; each 32-value
+//! block is one `vpmaddubsw` (unsigned weights × signed inputs; for signed weights, |w| × x
+//! with w's sign moved onto x), summed to 8 lanes of i32 by `vpmaddwd`, converted and scaled
+//! into the float accumulators. Prefill (more than 8 input rows): [`gemm_octets`] on groups of
+//! 8 weight rows interleaved per product, whose lanes are 8 outputs. Weights ≤ 128 in
+//! magnitude and |x| ≤ 127 keep each pairwise i16 sum below saturation (2·128·127 < 32768).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
