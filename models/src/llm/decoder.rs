@@ -504,7 +504,6 @@ impl Decoder {
         mut k: Vec<f32>,
         v: &[f32],
     ) -> Result<Vec<f32>> {
-        use rayon::prelude::*;
         let cfg = &self.cfg;
         let hd = cfg.head_dim;
         let (qw, kw) = (cfg.n_head * hd, cfg.n_kv_head * hd);
@@ -535,36 +534,10 @@ impl Decoder {
             append(&mut caches[i].k[l], &k[i * kw..(i + 1) * kw], KV_STEP * kw);
             append(&mut caches[i].v[l], &v[i * kw..(i + 1) * kw], KV_STEP * kw);
         }
-        let rep = cfg.n_head / cfg.n_kv_head;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let mut y = vec![0f32; n * qw];
         let caches: &[&mut KvCache] = caches;
-        // One unit of work per sequence and key/value head: its `rep` query heads (adjacent in
-        // `y`) attend together, so each cached key and value is read once for all of them.
-        let work = |(idx, out): (usize, &mut [f32])| {
-            let (i, kvh) = (idx / cfg.n_kv_head, idx % cfg.n_kv_head);
-            let q0 = i * qw + kvh * rep * hd;
-            let group = Group {
-                queries: &q[q0..q0 + rep * hd],
-                keys: &caches[i].k[l],
-                values: &caches[i].v[l],
-                at: kvh * hd,
-                head_dim: hd,
-                width: kw,
-                seen: positions[i] + 1,
-                scale,
-            };
-            attend(&group, out);
-        };
-        // Spread over the pool only when there is enough to share: short contexts finish
-        // faster than waking another thread.
-        let total: usize = positions.iter().map(|p| p + 1).sum::<usize>() * cfg.n_head * hd;
-        if total >= 1 << 18 {
-            y.par_chunks_mut(rep * hd).enumerate().for_each(work);
-        } else {
-            y.chunks_mut(rep * hd).enumerate().for_each(work);
-        }
-        Ok(y)
+        Ok(attend_groups(cfg, &q, |i| {
+            (&caches[i].k[l][..], &caches[i].v[l][..], positions[i] + 1)
+        }))
     }
 }
 
@@ -578,31 +551,49 @@ fn attend_rows(
     values: &[f32],
     past: usize,
 ) -> Vec<f32> {
+    attend_groups(cfg, queries, |i| (keys, values, past + i + 1))
+}
+
+/// Grouped attention of query rows (each `n_head × head_dim` values; a decoding batch's
+/// sequences or a prompt's rows), row `i` over `source(i)` = (keys, values, positions seen) of
+/// a layer's cache. One unit of work per row and key/value head: its query heads (adjacent in
+/// the output) attend together, so each cached key and value is read once for all of them.
+fn attend_groups<'a>(
+    cfg: &DecoderConfig,
+    queries: &[f32],
+    source: impl Fn(usize) -> (&'a [f32], &'a [f32], usize) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
     let hd = cfg.head_dim;
     let (qw, kw) = (cfg.n_head * hd, cfg.n_kv_head * hd);
     let rep = cfg.n_head / cfg.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
+    let rows = queries.len() / qw;
     let mut y = vec![0f32; queries.len()];
-    // One unit of work per row and key/value head (its `rep` query heads are adjacent in
-    // `y`); later rows see more positions, which rayon's work stealing evens out.
-    y.par_chunks_mut(rep * hd)
-        .enumerate()
-        .for_each(|(idx, out)| {
-            let (i, kvh) = (idx / cfg.n_kv_head, idx % cfg.n_kv_head);
-            let q0 = i * qw + kvh * rep * hd;
-            let group = Group {
-                queries: &queries[q0..q0 + rep * hd],
-                keys,
-                values,
-                at: kvh * hd,
-                head_dim: hd,
-                width: kw,
-                seen: past + i + 1,
-                scale,
-            };
-            attend(&group, out);
-        });
+    let work = |(idx, out): (usize, &mut [f32])| {
+        let (i, kvh) = (idx / cfg.n_kv_head, idx % cfg.n_kv_head);
+        let (keys, values, seen) = source(i);
+        let q0 = i * qw + kvh * rep * hd;
+        let group = Group {
+            queries: &queries[q0..q0 + rep * hd],
+            keys,
+            values,
+            at: kvh * hd,
+            head_dim: hd,
+            width: kw,
+            seen,
+            scale,
+        };
+        attend(&group, out);
+    };
+    // Spread over the pool only when there is enough to share: short contexts finish faster
+    // than waking another thread (rayon's work stealing evens out rows seeing more positions).
+    let total: usize = (0..rows).map(|i| source(i).2).sum::<usize>() * qw;
+    if total >= 1 << 18 {
+        y.par_chunks_mut(rep * hd).enumerate().for_each(work);
+    } else {
+        y.chunks_mut(rep * hd).enumerate().for_each(work);
+    }
     y
 }
 

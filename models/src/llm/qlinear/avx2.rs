@@ -41,8 +41,8 @@ pub(super) unsafe fn gemm(
     let rt = if decoding { RT } else { 2 };
     // Decoding passes (one sequence or a batch) subtract the minimums in the tile, each input
     // row's in the same order as for one row alone: a sequence then gets bitwise the same
-    // logits whether it is decoded alone or beside others. Prefill's longer runs of rows
-    // subtract them in a separate pass vectorised over the weight rows.
+    // logits whether it is decoded alone or beside others. Prefill runs `gemm_octets`; the
+    // few rows it leaves here (past whole groups of 8) get a separate pass over the minimums.
     let fold = tokens.len() <= FOLD_TOKENS && w.minimum_terms().is_some();
     super::for_each_tile(rows, tokens, rt, 4, |r, t, rn, tn| {
         // SAFETY: the caller guarantees the features and bounds; the walk stays within them.

@@ -229,7 +229,7 @@ impl Out {
     /// `t * ld + r` must be in the buffer and written by this thread only.
     #[inline(always)]
     pub(crate) unsafe fn set(&self, t: usize, r: usize, v: f32) {
-        unsafe { *self.ptr.add(t * self.ld + r) = v };
+        unsafe { *self.at(t, r) = v };
     }
 
     /// Where output `r` of input row `t` goes (for a kernel storing several at once).
@@ -354,6 +354,8 @@ fn int8_chunks(
     o: Out,
     octets: Option<(&[u8], usize)>,
 ) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = octets;
     for t0 in (0..x.tokens).step_by(TOKEN_CHUNK) {
         let t1 = (t0 + TOKEN_CHUNK).min(x.tokens);
         let (mut r0, r1) = (rows.start, rows.end);
@@ -369,8 +371,6 @@ fn int8_chunks(
                 }
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = octets;
         // Whether the kernel subtracted the minimums itself (AVX2 while decoding).
         let folded = match kernel {
             #[cfg(target_arch = "x86_64")]
