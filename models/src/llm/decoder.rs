@@ -668,7 +668,7 @@ fn attend_portable(g: &Group, out: &mut [f32]) {
 /// the bits; within 2 ulp of `f32::exp`). Below −87 (e^−87 ≈ 1.6e−38, nothing next to the
 /// row's maximum of 1) it returns `e^−87`.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     let x = x.max(-87.0);
     // Round to nearest by the magic number 1.5·2^23 (no libm call, unlike `round`).
     let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
@@ -687,8 +687,7 @@ impl Block {
     /// The feed-forward half: `down(silu(gate(x)) · up(x))` on the normalised `h`.
     fn ffn(&self, h: &Tensor, eps: f64) -> Result<Tensor> {
         let x = candle_nn::ops::rms_norm(h, &self.ffn_norm, eps as f32)?;
-        let [g, u] = super::linear::forward_shared([&self.gate, &self.up], &x)?;
-        self.down.forward(&(candle_nn::ops::silu(&g)? * u)?)
+        super::linear::swiglu(&self.gate, &self.up, &self.down, &x)
     }
 }
 
