@@ -138,8 +138,9 @@ impl Assistant {
             AnswerType::Other | AnswerType::Name | AnswerType::Steps
         ) && !verify::split_sentences(&out.text)
             .iter()
-            // Markers are no quantity: "最长能领个月[1]" holds no duration.
-            .any(|s| focus::has_answer_beyond(asked, &verify::strip_markers(s), query));
+            // Markers and list ordinals are no quantity: "1. 最长能领个月[1]" holds no
+            // duration.
+            .any(|s| focus::has_answer_beyond(asked, &verify::claim(s), query));
         // One evidence sentence answers the question clearly, and the model wrote around it
         // (a neighbouring article, the general rule): that sentence is the answer.
         let missed_best = verifier.missed_strong_answer();

@@ -70,6 +70,92 @@ pub fn strip_markers(s: &str) -> String {
     marker_re().replace_all(s, "").into_owned()
 }
 
+/// A list item's leading ordinal ("1. ", "2、", "（3）", "4)", "一、"), split off: `(ordinal,
+/// rest)`, the ordinal with the space after it; `None` when the text does not open with one.
+/// The ordinal is the answer's layout, not a claim: its digits are in no evidence sentence,
+/// and counting them as numbers dropped every item of a numbered list. "1.5倍" opens with a
+/// number, not an ordinal.
+fn split_ordinal(s: &str) -> Option<(&str, &str)> {
+    let body = s.trim_start();
+    let lead = s.len() - body.len();
+    let is_num = |c: char| c.is_ascii_digit() || "一二三四五六七八九十".contains(c);
+    let mut chars = body.char_indices().peekable();
+    let open = matches!(chars.peek(), Some((_, '(' | '（')));
+    if open {
+        chars.next();
+    }
+    let mut digits = 0;
+    let mut arabic = false;
+    while let Some(&(_, c)) = chars.peek() {
+        if !is_num(c) {
+            break;
+        }
+        arabic |= c.is_ascii_digit();
+        digits += 1;
+        chars.next();
+    }
+    if digits == 0 || digits > 3 {
+        return None;
+    }
+    let (i, close) = chars.next()?;
+    let closes = if open {
+        matches!(close, ')' | '）')
+    } else if arabic {
+        matches!(close, '.' | '．' | '、' | ')' | '）')
+    } else {
+        matches!(close, '、' | '．' | '.')
+    };
+    if !closes {
+        return None;
+    }
+    let mut end = i + close.len_utf8();
+    // "1.5" is a number.
+    if close == '.' && body[end..].starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    end += body[end..].len() - body[end..].trim_start_matches([' ', '\u{3000}']).len();
+    Some((&s[..lead + end], &s[lead + end..]))
+}
+
+/// `ordinal` ("3. ", "（三）") with its number replaced by `n`, in the same numerals.
+fn renumber(ordinal: &str, n: usize) -> String {
+    const CJK: [&str; 10] = ["", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
+    let chinese = |n: usize| match n {
+        1..=9 => CJK[n].to_string(),
+        10 => "十".to_string(),
+        11..=19 => format!("十{}", CJK[n - 10]),
+        _ => format!("{}十{}", CJK[(n / 10).min(9)], CJK[n % 10]),
+    };
+    let arabic = ordinal.chars().any(|c| c.is_ascii_digit());
+    let mut out = String::new();
+    let mut done = false;
+    for c in ordinal.chars() {
+        let numeral = if arabic {
+            c.is_ascii_digit()
+        } else {
+            "一二三四五六七八九十".contains(c)
+        };
+        if numeral {
+            if !done {
+                out.push_str(&if arabic { n.to_string() } else { chinese(n) });
+                done = true;
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What a sentence of the answer claims: without its `[n]` markers and its list ordinal.
+pub fn claim(s: &str) -> String {
+    let plain = strip_markers(s);
+    match split_ordinal(&plain) {
+        Some((_, rest)) => rest.to_string(),
+        None => plain,
+    }
+}
+
 /// Numbers (Arabic, or Chinese with a unit) in the text, normalised (no thousands commas).
 fn numbers(s: &str) -> Vec<String> {
     number_re()
@@ -208,6 +294,8 @@ pub struct Verifier {
     used: BTreeMap<usize, String>,
     /// Verdicts so far (tests and logs).
     pub verdicts: Vec<Verdict>,
+    /// List items shown so far (their ordinals are renumbered).
+    items: usize,
 }
 
 impl Verifier {
@@ -258,6 +346,7 @@ impl Verifier {
             supporting: HashSet::new(),
             used: BTreeMap::new(),
             verdicts: Vec::new(),
+            items: 0,
         }
     }
 
@@ -315,7 +404,11 @@ impl Verifier {
     /// Checks one sentence; returns the text to show (with its source marker), or `None` to
     /// drop it.
     pub fn sentence(&mut self, sentence: &str) -> Option<String> {
-        let plain = strip_markers(sentence);
+        let marked = strip_markers(sentence);
+        let (ordinal, plain) = match split_ordinal(&marked) {
+            Some((o, rest)) => (Some(o), rest.to_string()),
+            None => (None, marked.clone()),
+        };
         if plain.trim().is_empty() {
             // A bare marker or blank line: nothing to show (support is checked per sentence).
             return sentence.contains('\n').then(|| "\n".to_string());
@@ -339,6 +432,12 @@ impl Verifier {
         // The marker of the passage that supports it, and only that one, before the sentence
         // end so the reader sees the source.
         let mut out = plain.trim_end().to_string();
+        // A list item keeps its ordinal, counted over the items shown: a dropped item leaves
+        // no gap in the numbering.
+        if let Some(o) = ordinal {
+            self.items += 1;
+            out = format!("{}{out}", renumber(o, self.items));
+        }
         match out.chars().last().filter(|c| "。！？；".contains(*c)) {
             Some(c) => {
                 let cut = out.len() - c.len_utf8();
@@ -477,6 +576,85 @@ mod tests {
     }
 
     const Q: &str = "高校毕业生求职补贴是多少？";
+
+    fn veterans() -> Vec<Evidence> {
+        vec![Evidence {
+            n: 1,
+            doc_id: "d".into(),
+            title: "实施意见".into(),
+            doc_number: String::new(),
+            section: "（四）打造退役军人就业创业服务平台".into(),
+            article: None,
+            text: "实施退役军人就业服务专项行动,协同开展就业跟踪、稳岗扩容、就业攻坚、专项招聘、专场招聘等就业服务活动,推动退役军人服务省市重大项目人力资源对接。".into(),
+        }]
+    }
+
+    #[test]
+    fn numbered_list_items_are_checked_without_their_ordinals_and_renumbered() {
+        let q = "退役军人就业服务专项行动包括哪些活动？";
+        let mut v = Verifier::new(veterans(), q);
+        // The ordinals' digits are in no evidence sentence; the items' claims are.
+        let first = v.sentence("1. 协同开展就业跟踪、稳岗扩容、专项招聘等就业服务活动[1]。");
+        assert_eq!(
+            first.as_deref(),
+            Some("1. 协同开展就业跟踪、稳岗扩容、专项招聘等就业服务活动[1]。")
+        );
+        // An item with a number the evidence lacks is still dropped...
+        assert_eq!(v.sentence("2. 每人发放补贴5000元[1]。"), None);
+        // ...and the next one shown takes its place in the numbering.
+        let third = v.sentence("3、推动退役军人服务省市重大项目人力资源对接[1]。\n");
+        assert_eq!(
+            third.as_deref(),
+            Some("2、推动退役军人服务省市重大项目人力资源对接[1]。\n")
+        );
+        assert_eq!(
+            v.verdicts,
+            vec![
+                Verdict::Supported(1),
+                Verdict::Dropped,
+                Verdict::Supported(1)
+            ]
+        );
+        // Other ordinal forms, renumbered in their own numerals.
+        let mut v = Verifier::new(veterans(), q);
+        let item = v.sentence("（三）推动退役军人服务省市重大项目人力资源对接。");
+        assert_eq!(
+            item.as_deref(),
+            Some("（一）推动退役军人服务省市重大项目人力资源对接[1]。")
+        );
+        let mut v = Verifier::new(veterans(), q);
+        let item = v.sentence("二、协同开展专项招聘、专场招聘等就业服务活动。");
+        assert_eq!(
+            item.as_deref(),
+            Some("一、协同开展专项招聘、专场招聘等就业服务活动[1]。")
+        );
+        // A bare ordinal is no sentence.
+        assert_eq!(Verifier::new(veterans(), q).sentence("4. "), None);
+    }
+
+    #[test]
+    fn a_leading_number_that_is_no_ordinal_is_still_checked() {
+        let q = "退役军人就业服务专项行动包括哪些活动？";
+        // "1.5倍" is a quantity the evidence does not hold.
+        let mut v = Verifier::new(veterans(), q);
+        assert_eq!(
+            v.sentence("1.5倍开展专项招聘、专场招聘等就业服务活动[1]。"),
+            None
+        );
+        // "3个月" too: no ordinal closes it.
+        assert_eq!(
+            v.sentence("3个月内开展专项招聘、专场招聘等就业服务活动[1]。"),
+            None
+        );
+        assert_eq!(split_ordinal("2025年起实施"), None);
+        assert_eq!(split_ordinal("12. 项目"), Some(("12. ", "项目")));
+        assert_eq!(split_ordinal(" 2）项目"), Some((" 2）", "项目")));
+        assert_eq!(split_ordinal("十二、项目"), Some(("十二、", "项目")));
+        assert_eq!(renumber("十二、", 11), "十一、");
+        assert_eq!(renumber("(7) ", 3), "(3) ");
+        // The claim a fact check reads has neither markers nor ordinal.
+        assert_eq!(claim("3. 最长领取6个月[2]。"), "最长领取6个月。");
+    }
 
     /// One sentence that names two things: the 平台 and the 服务区.
     fn two_names() -> Vec<Evidence> {
