@@ -294,7 +294,7 @@ pub struct Verifier {
     used: BTreeMap<usize, String>,
     /// Verdicts so far (tests and logs).
     pub verdicts: Vec<Verdict>,
-    /// List items shown so far (their ordinals are renumbered).
+    /// List items of the model's own numbering shown so far (their ordinals are renumbered).
     items: usize,
 }
 
@@ -432,11 +432,22 @@ impl Verifier {
         // The marker of the passage that supports it, and only that one, before the sentence
         // end so the reader sees the source.
         let mut out = plain.trim_end().to_string();
-        // A list item keeps its ordinal, counted over the items shown: a dropped item leaves
-        // no gap in the numbering.
+        // A list item keeps its ordinal. The source's own item label ("（二）有不少于
+        // 十万元的开办资金" quotes item (二) of the article) stays as it is; the model's
+        // own numbering is counted over the items shown, so a dropped item leaves no gap.
         if let Some(o) = ordinal {
-            self.items += 1;
-            out = format!("{}{out}", renumber(o, self.items));
+            let label = o.trim();
+            let quoted = self
+                .sentences
+                .iter()
+                .any(|(m, ev)| *m == n && ev.contains(label));
+            let shown = if quoted {
+                o.to_string()
+            } else {
+                self.items += 1;
+                renumber(o, self.items)
+            };
+            out = format!("{shown}{out}");
         }
         match out.chars().last().filter(|c| "。！？；".contains(*c)) {
             Some(c) => {
@@ -630,6 +641,14 @@ mod tests {
         );
         // A bare ordinal is no sentence.
         assert_eq!(Verifier::new(veterans(), q).sentence("4. "), None);
+        // The source's own item label is kept as it is: it names the article's item.
+        let items = vec![Evidence {
+            text: "（一）有明确的章程和管理制度；（二）有不少于十万元的开办资金；".into(),
+            ..veterans().remove(0)
+        }];
+        let mut v = Verifier::new(items, "开职业中介需要多少开办资金？");
+        let item = v.sentence("（二）有不少于十万元的开办资金；");
+        assert_eq!(item.as_deref(), Some("（二）有不少于十万元的开办资金[1]；"));
     }
 
     #[test]
