@@ -227,7 +227,7 @@ pub fn swiglu(gate: &Linear, up: &Linear, down: &Linear, x: &Tensor) -> Result<T
         return down.forward(&(candle_nn::ops::silu(&g)? * u)?);
     };
     let input = quantize_input(x)?;
-    if input.cols != g.cols {
+    if input.cols != g.cols || input.cols != u.cols {
         return Err(candle_core::Error::Msg(format!(
             "feed-forward layer of width {} applied to inputs of width {}",
             g.cols, input.cols
@@ -318,13 +318,10 @@ fn dense_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::Device;
 
-    fn layer(rows: usize, cols: usize, dtype: GgmlDType, seed: u64) -> Linear {
-        let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 0.5, (rows, cols), &dev)
-            .and_then(|w| (w + seed as f64 * 1e-3)?.to_dtype(DType::F32))
-            .expect("random weights");
+    fn layer(rows: usize, cols: usize, dtype: GgmlDType) -> Linear {
+        let w = Tensor::randn(0f32, 0.5, (rows, cols), &Device::Cpu).expect("random weights");
         let q = QTensor::quantize(&w, dtype).expect("quantize");
         Linear::new(q, None, None, PrefillWeights::Int8).expect("layer")
     }
@@ -347,13 +344,22 @@ mod tests {
     }
 
     #[test]
+    fn fused_feed_forward_of_mismatched_widths_is_an_error_not_a_panic() {
+        let x = Tensor::randn(0f32, 1.0, (1, 2, 64), &Device::Cpu).expect("x");
+        let down = layer(64, 96, GgmlDType::Q8_0);
+        let gate = layer(96, 64, GgmlDType::Q8_0);
+        assert!(swiglu(&gate, &layer(96, 32, GgmlDType::Q8_0), &down, &x).is_err());
+        assert!(swiglu(&layer(96, 32, GgmlDType::Q8_0), &gate, &down, &x).is_err());
+    }
+
+    #[test]
     fn fused_feed_forward_matches_candles_ops_on_the_same_layers() {
         // Q5_0 gate/up (the default model's) and Q8_0 down, 13 prompt rows (the interleaved
         // prefill kernel's chunks and tails) and 1 (decoding).
         let (hidden, ffn) = (64, 96);
-        let gate = layer(ffn, hidden, GgmlDType::Q5_0, 1);
-        let up = layer(ffn, hidden, GgmlDType::Q5_0, 2);
-        let down = layer(hidden, ffn, GgmlDType::Q8_0, 3);
+        let gate = layer(ffn, hidden, GgmlDType::Q5_0);
+        let up = layer(ffn, hidden, GgmlDType::Q5_0);
+        let down = layer(hidden, ffn, GgmlDType::Q8_0);
         assert!(gate.is_packed() && up.is_packed() && down.is_packed());
         for rows in [1, 13] {
             let x = Tensor::randn(0f32, 1.0, (1, rows, hidden), &Device::Cpu).expect("x");
