@@ -427,6 +427,8 @@ impl Verifier {
             return None;
         };
         self.used.entry(n).or_insert_with(|| short(&quote, 120));
+        // A label the supporting sentence carries is the source's own ("（二）" of an article).
+        let quoted = ordinal.is_some_and(|o| quote.contains(o.trim()));
         self.supporting.insert((n, quote));
         self.verdicts.push(Verdict::Supported(n));
         // The marker of the passage that supports it, and only that one, before the sentence
@@ -436,11 +438,6 @@ impl Verifier {
         // 十万元的开办资金" quotes item (二) of the article) stays as it is; the model's
         // own numbering is counted over the items shown, so a dropped item leaves no gap.
         if let Some(o) = ordinal {
-            let label = o.trim();
-            let quoted = self
-                .sentences
-                .iter()
-                .any(|(m, ev)| *m == n && ev.contains(label));
             let shown = if quoted {
                 o.to_string()
             } else {

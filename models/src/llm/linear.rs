@@ -240,12 +240,7 @@ pub fn swiglu(gate: &Linear, up: &Linear, down: &Linear, x: &Tensor) -> Result<T
     for (a, b) in h.iter_mut().zip(&v) {
         *a = silu(*a) * b;
     }
-    let out = qlinear::matmul(d, &Input::quantize(&h, d.cols), kernel);
-    let mut shape = x.dims().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = d.rows;
-    }
-    let y = Tensor::from_vec(out, shape, x.device())?;
+    let y = packed_output(x, d, &Input::quantize(&h, d.cols))?;
     Ok(match &down.bias {
         Some(b) => y.broadcast_add(b)?,
         None => y,
