@@ -124,6 +124,9 @@ pub enum Reply {
     /// Streams this text and ends on the token limit (`FinishReason::Length`), as a model
     /// cut off mid-sentence does.
     CutOff(&'static str),
+    /// Streams this text once the test lets go of the lock: a model still queued or
+    /// prefilling, for as long as the test wants, without timing anything.
+    Held(Arc<Mutex<()>>, &'static str),
 }
 
 /// A model that answers from a script and remembers every request.
@@ -201,6 +204,13 @@ impl Generate for FakeModel {
             Reply::Slow(delay, t) => {
                 std::thread::spawn(move || {
                     std::thread::sleep(delay);
+                    let _ = tx.send(GenEvent::Text(t.into()));
+                    let _ = tx.send(GenEvent::Done(stats()));
+                });
+            }
+            Reply::Held(gate, t) => {
+                std::thread::spawn(move || {
+                    drop(gate.lock().unwrap_or_else(|p| p.into_inner()));
                     let _ = tx.send(GenEvent::Text(t.into()));
                     let _ = tx.send(GenEvent::Done(stats()));
                 });

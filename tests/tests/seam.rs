@@ -9,11 +9,15 @@ use tests::fakes::{assistant, FakeKb, FakeModel, Reply};
 use tokio::sync::mpsc;
 
 const SUBSIDY: &str = "对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元。";
+/// A second sentence about the same subsidy: with it the best evidence sentence is not all
+/// that answers, so the model is asked (and its sentences verified) after the lead.
+const APPLY: &str = "高校毕业生求职创业补贴由毕业学校统一申请，经人社部门审核后发放。";
 
 fn subsidy_kb(dense: f32) -> Arc<FakeKb> {
     Arc::new(FakeKb {
         passages: vec![
             FakeKb::passage("山东省就业补贴办法", "第五条", SUBSIDY),
+            FakeKb::passage("山东省就业补贴办法", "第六条", APPLY),
             FakeKb::passage(
                 "山东省就业补贴办法",
                 "第九条",
@@ -25,6 +29,35 @@ fn subsidy_kb(dense: f32) -> Arc<FakeKb> {
         ..FakeKb::default()
     })
 }
+
+/// Passages that share the question's subject but answer nothing it asks: the gate lets the
+/// question through, no sentence matches it strongly, so the model answers first.
+fn service_kb() -> Arc<FakeKb> {
+    Arc::new(FakeKb {
+        passages: vec![
+            FakeKb::passage(
+                "就业服务规定",
+                "第三条",
+                "公共就业服务机构应当免费提供政策咨询。",
+            ),
+            FakeKb::passage(
+                "就业服务规定",
+                "第四条",
+                "公共就业服务机构应当建立求职登记制度。",
+            ),
+            FakeKb::passage(
+                "就业服务规定",
+                "第五条",
+                "公共就业服务机构应当公开服务流程。",
+            ),
+        ],
+        dense: 0.9,
+        ..FakeKb::default()
+    })
+}
+
+/// A question [`service_kb`] lets through without a strong match.
+const WEAK: &str = "公共就业服务机构周末和节假日开门吗？";
 
 async fn session(a: &Assistant) -> SessionId {
     a.create_session(Channel::Web).await.expect("session").0
@@ -126,12 +159,90 @@ async fn a_supported_answer_streams_with_its_citation_and_the_prompt_holds_the_e
 }
 
 #[tokio::test]
+// The lock is the fake model's gate: its own thread waits on it, not this task, so holding it
+// across the awaits below is the point.
+#[allow(clippy::await_holding_lock)]
+async fn the_evidence_sentence_that_answers_is_said_before_the_model_writes_then_only_additions() {
+    let kb = subsidy_kb(0.9);
+    // The model stays "queued" until the test lets it go.
+    let gate = Arc::new(std::sync::Mutex::new(()));
+    let held = gate.lock().expect("lock");
+    let model = Arc::new(FakeModel::with([Reply::Held(
+        gate.clone(),
+        // A restatement of the sentence already said, then one that adds to it.
+        "离校2年内未就业的高校毕业生可以领取一次性求职创业补贴，每人2000元[1]。求职创业补贴由毕业学校统一申请，人社部门审核后发放[2]。",
+    )]));
+    let home = tempfile::tempdir().expect("tempdir");
+    let a = assistant(kb, model.clone(), home.path()).await;
+    let sid = session(&a).await;
+    let (tx, mut rx) = mpsc::channel(256);
+    let req = TurnRequest {
+        caller: Caller::Citizen {
+            session: sid.clone(),
+            channel: Channel::Web,
+        },
+        message: "高校毕业生求职创业补贴每人多少钱？".into(),
+        profile: None,
+    };
+    let reader = async move {
+        let mut events = Vec::new();
+        // The first piece of the answer arrives while the model has written nothing. (Were it
+        // to wait for the model it would never come: the bound turns that hang into a failure.)
+        let first = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                match rx.recv().await.expect("the turn goes on") {
+                    Event::Token(t) => break t,
+                    other => events.push(other),
+                }
+            }
+        })
+        .await
+        .expect("text before the model wrote anything");
+        assert_eq!(
+            first,
+            "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。"
+        );
+        assert_eq!(model.calls(), 1, "the request is already with the model");
+        drop(held);
+        events.push(Event::Token(first));
+        while let Some(e) = rx.recv().await {
+            events.push(e);
+        }
+        events
+    };
+    let (turn, events) = tokio::join!(a.turn(req, tx), reader);
+    turn.expect("turn");
+    // The restatement is dropped; the addition follows on its own line with its source.
+    let text = answer(&events);
+    assert_eq!(
+        text,
+        "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。\n求职创业补贴由毕业学校统一申请，人社部门审核后发放[2]。"
+    );
+    let turn_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
+            _ => None,
+        })
+        .expect("turn id");
+    let trace: serde_json::Value =
+        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
+            .expect("json");
+    assert_eq!(
+        trace["verdicts"],
+        serde_json::json!(["Extracted(1)", "Restated(1)", "Supported(2)"]),
+        "{trace}"
+    );
+    assert_eq!(trace["cited"], serde_json::json!([1, 2]), "{trace}");
+}
+
+#[tokio::test]
 async fn an_invented_amount_never_reaches_the_citizen() {
     let home = tempfile::tempdir().expect("tempdir");
     let model = Arc::new(FakeModel::with([Reply::Text(
         "高校毕业生每人可领取5000元求职创业补贴[1]。",
     )]));
-    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let a = assistant(subsidy_kb(0.9), model.clone(), home.path()).await;
     let sid = session(&a).await;
     let text = answer(&ask(&a, &sid, "高校毕业生求职创业补贴标准是多少？").await);
     assert!(!text.contains("5000"), "invented amount shown: {text}");
@@ -139,6 +250,7 @@ async fn an_invented_amount_never_reaches_the_citizen() {
         text.contains("2000元"),
         "the source's own words instead: {text}"
     );
+    assert_eq!(model.calls(), 1, "the model's answer was verified");
 }
 
 #[tokio::test]
@@ -147,7 +259,7 @@ async fn a_vacuous_answer_becomes_the_evidence_sentence_with_its_article() {
     let model = Arc::new(FakeModel::with([Reply::Text(
         "高校毕业生有专门的求职创业补贴[1]。",
     )]));
-    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let a = assistant(subsidy_kb(0.9), model.clone(), home.path()).await;
     let sid = session(&a).await;
     let text = answer(&ask(&a, &sid, "高校毕业生有没有专门的求职创业补贴？").await);
     assert!(
@@ -155,43 +267,59 @@ async fn a_vacuous_answer_becomes_the_evidence_sentence_with_its_article() {
         "{text}"
     );
     assert!(!text.contains("有专门的"), "the echo is gone: {text}");
+    assert_eq!(model.calls(), 1, "the model's answer was verified");
 }
 
 #[tokio::test]
-async fn an_answer_without_the_asked_duration_gets_the_evidence_sentence_markers_are_no_number() {
+async fn a_lead_that_holds_every_answering_sentence_leaves_the_model_out() {
     let home = tempfile::tempdir().expect("tempdir");
-    // The number fell out of the model's sentence; only the source marker holds a digit.
     let model = Arc::new(FakeModel::with([Reply::Text(
         "离校未就业的高校毕业生可以领取求职创业补贴，离校后几个月内都行[1]。",
     )]));
-    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let a = assistant(subsidy_kb(0.9), model.clone(), home.path()).await;
     let sid = session(&a).await;
-    let text = answer(&ask(&a, &sid, "高校毕业生离校多长时间内能领求职创业补贴？").await);
-    assert!(
-        text.contains("根据《山东省就业补贴办法》第五条：") && text.contains("离校2年内"),
-        "the sentence with the duration is added: {text}"
+    let events = ask(&a, &sid, "高校毕业生离校多长时间内能领求职创业补贴？").await;
+    // Only the sentence with the duration answers (the other two state no duration and
+    // match less): said first, it leaves the model nothing that could be shown.
+    assert_eq!(
+        answer(&events),
+        "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。"
+    );
+    assert_eq!(model.calls(), 0, "the model was not asked");
+    let turn_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
+            _ => None,
+        })
+        .expect("turn id");
+    let trace: serde_json::Value =
+        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
+            .expect("json");
+    assert_eq!(trace["generated"], false, "{trace}");
+    assert_eq!(
+        trace["verdicts"],
+        serde_json::json!(["Extracted(1)"]),
+        "{trace}"
     );
 }
 
 #[tokio::test]
 async fn a_sentence_the_token_limit_cut_off_is_not_shown() {
     let home = tempfile::tempdir().expect("tempdir");
-    // Every word of the cut-off sentence is in the evidence; the amount it was about to
-    // state is not in it.
+    // Every word of the cut-off sentence is in the evidence (第六条); it would be shown had
+    // the model finished it.
     let model = Arc::new(FakeModel::with([Reply::CutOff(
-        "离校2年内未就业的高校毕业生可以申请一次性求职创业补贴[1]。一次性求职创业补贴标准为每人",
+        "高校毕业生求职创业补贴由毕业学校统一申请[2]。求职创业补贴经人社部门审核后发放",
     )]));
-    let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+    let a = assistant(subsidy_kb(0.9), model.clone(), home.path()).await;
     let sid = session(&a).await;
-    let text = answer(&ask(&a, &sid, "高校毕业生一次性求职创业补贴有多少？").await);
-    assert!(
-        text.contains("离校2年内"),
-        "the whole sentence stays: {text}"
+    let text = answer(&ask(&a, &sid, "高校毕业生求职创业补贴每人多少钱？").await);
+    assert_eq!(
+        text,
+        "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。\n高校毕业生求职创业补贴由毕业学校统一申请[2]。"
     );
-    assert!(
-        !text.contains("补贴标准为每人"),
-        "the cut-off sentence is dropped: {text}"
-    );
+    assert_eq!(model.calls(), 1, "the model's answer was verified");
 }
 
 fn wage_kb(dense: f32) -> Arc<FakeKb> {
@@ -382,7 +510,10 @@ mod http {
     use serde_json::{json, Value};
 
     /// The service over the fakes on a free port; blocking client calls from the test thread.
-    fn serve(model: Arc<FakeModel>) -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
+    fn serve(
+        kb: Arc<FakeKb>,
+        model: Arc<FakeModel>,
+    ) -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
         let home = tempfile::tempdir().expect("tempdir");
         let rt = tests::fakes::server_runtime();
         let mut cfg = Config {
@@ -391,7 +522,7 @@ mod http {
         };
         cfg.server.bind = "127.0.0.1:0".into();
         let running = rt.block_on(async {
-            let a = assistant(subsidy_kb(0.9), model, home.path()).await;
+            let a = assistant(kb, model, home.path()).await;
             assistant::app::Application::from_parts(cfg, a)
                 .start(std::future::pending())
                 .await
@@ -414,16 +545,32 @@ mod http {
 
     #[test]
     fn a_full_model_queue_is_503_model_busy() {
-        let (_rt, base, _home) = serve(Arc::new(FakeModel::with([Reply::Busy])));
-        let (status, v) = chat(&base, "高校毕业生求职创业补贴标准是多少？");
+        let (_rt, base, _home) = serve(service_kb(), Arc::new(FakeModel::with([Reply::Busy])));
+        let (status, v) = chat(&base, WEAK);
         assert_eq!(status, 503, "{v}");
         assert_eq!(v["error"]["code"], "model_busy");
     }
 
     #[test]
+    fn a_full_model_queue_after_the_lead_leaves_the_lead_as_the_answer() {
+        let model = Arc::new(FakeModel::with([Reply::Busy]));
+        let (_rt, base, _home) = serve(subsidy_kb(0.9), model.clone());
+        // The lead answers; the model would have been asked for what 第六条 might add.
+        let (status, v) = chat(&base, "高校毕业生求职创业补贴每人多少钱？");
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            v["answer"],
+            "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。",
+            "{v}"
+        );
+        assert_eq!(v["citations"][0]["section"], "第五条", "{v}");
+        assert_eq!(model.calls(), 1, "the model was asked and was busy");
+    }
+
+    #[test]
     fn a_model_failure_is_a_500_that_reveals_nothing_internal() {
-        let (_rt, base, _home) = serve(Arc::new(FakeModel::with([Reply::Fail])));
-        let (status, v) = chat(&base, "高校毕业生求职创业补贴标准是多少？");
+        let (_rt, base, _home) = serve(service_kb(), Arc::new(FakeModel::with([Reply::Fail])));
+        let (status, v) = chat(&base, WEAK);
         assert_eq!(status, 500, "{v}");
         let message = v["error"]["message"].as_str().expect("message");
         assert!(!message.contains("worker"), "{message}");
@@ -431,9 +578,12 @@ mod http {
 
     #[test]
     fn a_good_answer_is_200_with_citations() {
-        let (_rt, base, _home) = serve(Arc::new(FakeModel::with([Reply::Text(
-            "高校毕业生求职创业补贴标准为每人2000元[1]。",
-        )])));
+        let (_rt, base, _home) = serve(
+            subsidy_kb(0.9),
+            Arc::new(FakeModel::with([Reply::Text(
+                "高校毕业生求职创业补贴标准为每人2000元[1]。",
+            )])),
+        );
         let (status, v) = chat(&base, "高校毕业生求职创业补贴标准是多少？");
         assert_eq!(status, 200, "{v}");
         assert!(

@@ -42,19 +42,70 @@ impl Assistant {
         let Some(evidence) = self.evidence(search, out).await? else {
             return Ok(false);
         };
-        let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
-        let request = GenerateRequest {
-            messages: vec![
-                ChatMessage::system(SYSTEM_PROMPT),
-                ChatMessage::user(prompt),
-            ],
-            params: self.cfg.generation.clone(),
-        };
-        let mut rx = self.generator.submit(request)?;
         let mut verifier = Verifier::new(evidence.clone(), query);
+        // The evidence sentence that answers the question strongly is said now, with its
+        // source, before the model is even asked: the citizen reads the answer after
+        // retrieval, not after generation. What the model writes then only adds to it.
+        let led = match verifier.lead(query) {
+            Some(x) => {
+                if !say(tx, out, &x).await {
+                    out.cancelled = true;
+                    return Ok(true);
+                }
+                true
+            }
+            None => false,
+        };
+        // The verifier shows only sentences resting on an evidence sentence that answers the
+        // question; when the lead already said every one of them, nothing the model could
+        // write would be shown, and its turn is left to other citizens.
+        let mut generated = !(led && verifier.leaves_nothing_to_add());
+        if generated {
+            let prompt = build_prompt(query, &evidence, self.cfg.passage_chars);
+            let request = GenerateRequest {
+                messages: vec![
+                    ChatMessage::system(SYSTEM_PROMPT),
+                    ChatMessage::user(prompt),
+                ],
+                params: self.cfg.generation.clone(),
+            };
+            match self.generator.submit(request) {
+                Ok(rx) => {
+                    if !self.verified(rx, &mut verifier, led, tx, out).await? {
+                        return Ok(true);
+                    }
+                }
+                // The model's queue is full, but the lead already answers: what is shed is
+                // only what the model might have added.
+                Err(models::Error::Busy { queued }) if led => {
+                    tracing::warn!(queued, "model queue full; the answer is the lead alone");
+                    generated = false;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            tracing::debug!("the lead holds every sentence that answers; no generation");
+        }
+        out.trace
+            .insert("generated".into(), serde_json::json!(generated));
+        self.complete(query, &mut verifier, tx, out).await;
+        Ok(true)
+    }
+
+    /// Streams the model's answer through the verifier, sentence by sentence. `false` when
+    /// the citizen left (nothing more is said; dropping `rx` stops generation).
+    async fn verified(
+        &self,
+        mut rx: mpsc::UnboundedReceiver<GenEvent>,
+        verifier: &mut Verifier,
+        led: bool,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) -> Result<bool, TurnError> {
         let mut pending = String::new();
         let mut failed = None;
         let mut cut_off = false;
+        let mut first_from_model = true;
         loop {
             // While the request waits in the model queue no text arrives: watch the listeners
             // too, so an abandoned request leaves the queue before it is ever prefilled.
@@ -62,7 +113,7 @@ impl Assistant {
                 ev = rx.recv() => ev,
                 _ = tx.closed() => {
                     out.cancelled = true;
-                    return Ok(true);
+                    return Ok(false);
                 }
             };
             let Some(ev) = ev else { break };
@@ -71,7 +122,7 @@ impl Assistant {
                     if tx.is_closed() {
                         // The client is gone: dropping the receiver stops generation.
                         out.cancelled = true;
-                        return Ok(true);
+                        return Ok(false);
                     }
                     pending.push_str(&piece);
                     // The small model sometimes echoes the instruction's placeholder.
@@ -94,13 +145,21 @@ impl Assistant {
                             verdict = ?verifier.verdicts.last(),
                             "verified"
                         );
-                        // A blank line before anything was said is no part of the answer.
-                        let shown = shown.filter(|v| !(out.text.is_empty() && v.trim().is_empty()));
-                        if let Some(v) = shown {
-                            if !say(tx, out, &v).await {
-                                // Dropping the receiver stops generation before the next token.
-                                return Ok(true);
-                            }
+                        let Some(v) = shown else { continue };
+                        // A blank line before anything the model wrote is no part of the answer.
+                        if v.trim().is_empty() && first_from_model {
+                            continue;
+                        }
+                        // What the model adds starts on a line of its own after the opening.
+                        let v = if led && first_from_model && !v.starts_with('\n') {
+                            format!("\n{v}")
+                        } else {
+                            v
+                        };
+                        first_from_model = false;
+                        if !say(tx, out, &v).await {
+                            // Dropping the receiver stops generation before the next token.
+                            return Ok(false);
                         }
                     }
                 }
@@ -126,9 +185,26 @@ impl Assistant {
             tracing::debug!(chars = pending.chars().count(), "cut-off sentence dropped");
         } else if !pending.trim().is_empty() {
             if let Some(v) = verifier.sentence(&pending) {
+                let v = if led && first_from_model {
+                    format!("\n{v}")
+                } else {
+                    v
+                };
                 say(tx, out, &v).await;
             }
         }
+        Ok(true)
+    }
+
+    /// Ends a grounded answer: the extractive answer where what was said lacks what was asked,
+    /// then the citations of every source used, and the verdicts in the trace.
+    async fn complete(
+        &self,
+        query: &str,
+        verifier: &mut Verifier,
+        tx: &mpsc::Sender<Event>,
+        out: &mut Outcome,
+    ) {
         // Nothing the model wrote could be tied to a source, or what it wrote lacks the kind
         // of fact asked for (a duration, a number, a place, a time): the evidence sentence that
         // answers best, with its document and article, beats a vacuous answer.
@@ -167,6 +243,5 @@ impl Assistant {
             serde_json::json!(out.citations.iter().map(|c| c.n).collect::<Vec<_>>()),
         );
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
-        Ok(true)
     }
 }

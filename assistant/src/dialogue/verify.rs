@@ -263,8 +263,11 @@ fn split_article(sentence: &str) -> (Option<String>, String) {
 pub enum Verdict {
     /// Supported by the passage numbered.
     Supported(usize),
-    /// The answer is this passage's best sentence (nothing the model wrote survived).
+    /// The answer is this passage's best sentence (said first when it matches the question
+    /// strongly, else because nothing the model wrote survived).
     Extracted(usize),
+    /// Dropped: supported, but by a sentence the extractive answer already said.
+    Restated(usize),
     /// Dropped: nothing supports it.
     Dropped,
 }
@@ -296,6 +299,8 @@ pub struct Verifier {
     pub verdicts: Vec<Verdict>,
     /// List items of the model's own numbering shown so far (their ordinals are renumbered).
     items: usize,
+    /// The text of the extractive answer once it was given (it is given at most once).
+    extracted: Option<String>,
 }
 
 impl Verifier {
@@ -347,6 +352,7 @@ impl Verifier {
             used: BTreeMap::new(),
             verdicts: Vec::new(),
             items: 0,
+            extracted: None,
         }
     }
 
@@ -426,6 +432,11 @@ impl Verifier {
             self.verdicts.push(Verdict::Dropped);
             return None;
         };
+        if self.restates(&quote) {
+            // The citizen already read this sentence, with its document and article.
+            self.verdicts.push(Verdict::Restated(n));
+            return None;
+        }
         self.used.entry(n).or_insert_with(|| short(&quote, 120));
         // A label the supporting sentence carries is the source's own ("（二）" of an article).
         let quoted = ordinal.is_some_and(|o| quote.contains(o.trim()));
@@ -459,11 +470,44 @@ impl Verifier {
         Some(out)
     }
 
+    /// The answer's opening when one evidence sentence matches the question strongly: that
+    /// sentence as [`Self::extract`] gives it, before the model writes anything. It holds the
+    /// key facts for most such questions (see [`STRONG_MATCH`]) and needs no generation, so
+    /// the citizen reads it as soon as the evidence is retrieved; the model's sentences then
+    /// count only where they add to it (a sentence resting on what it said is dropped as
+    /// [`Verdict::Restated`]). `None` when no sentence matches strongly.
+    pub fn lead(&mut self, question: &str) -> Option<String> {
+        let strong = self.strong.clone()?;
+        let x = self.extract(question, "")?;
+        self.supporting.insert(strong);
+        Some(x)
+    }
+
+    /// Whether the lead was given and holds every evidence sentence that answers the question:
+    /// then no sentence the model could write would be shown ([`Self::sentence`] shows only
+    /// sentences resting on one of those, and drops any resting on what the lead said).
+    pub fn leaves_nothing_to_add(&self) -> bool {
+        self.extracted.is_some() && self.relevant.iter().all(|(_, s)| self.restates(s))
+    }
+
+    /// Whether the evidence sentence `quote` is part of the extractive answer already given.
+    fn restates(&self, quote: &str) -> bool {
+        let Some(said) = &self.extracted else {
+            return false;
+        };
+        let (_, body) = split_article(quote);
+        let body = body.trim_end_matches(['。', '；', '！', '？']).trim();
+        !body.is_empty() && said.contains(body)
+    }
+
     /// The extractive answer when nothing the model wrote survived, or when what survived
     /// lacks the kind of fact asked for: the evidence sentence that best answers `question`,
     /// with its document and article ("根据《…》第N条：……"). `None` when that sentence is
-    /// already in `shown`.
+    /// already in `shown`, or the extractive answer was already given.
     pub fn extract(&mut self, question: &str, shown: &str) -> Option<String> {
+        if self.extracted.is_some() {
+            return None;
+        }
         let best = super::focus::rank_sentences(question, &self.evidence)
             .into_iter()
             .next()?;
@@ -498,10 +542,20 @@ impl Verifier {
             .entry(best.n)
             .or_insert_with(|| short(&best.text, 120));
         self.verdicts.push(Verdict::Extracted(best.n));
+        self.extracted = Some(quote.clone());
+        // The marker goes before the sentence's end, as on the model's sentences; a clause's
+        // semicolon ends the answer as a full stop.
+        let cited = match quote.chars().last().filter(|c| "。！？；".contains(*c)) {
+            Some(c) => {
+                let stop = if c == '；' { '。' } else { c };
+                format!("{}[{}]{stop}", &quote[..quote.len() - c.len_utf8()], best.n)
+            }
+            None => format!("{quote}[{}]", best.n),
+        };
         Some(if place.is_empty() {
-            format!("根据《{}》：{quote}[{}]", e.title, best.n)
+            format!("根据《{}》：{cited}", e.title)
         } else {
-            format!("根据《{}》{place}：{quote}[{}]", e.title, best.n)
+            format!("根据《{}》{place}：{cited}", e.title)
         })
     }
 
@@ -865,6 +919,65 @@ mod tests {
             "{x}"
         );
         assert!(!v.cited_nothing());
+    }
+
+    #[test]
+    fn a_strong_match_leads_and_the_model_only_adds_to_it() {
+        let q = "高校毕业生一次性求职补贴多少钱，怎么领？";
+        let subsidy = vec![Evidence {
+            text: "对符合条件的高校毕业生给予一次性求职补贴1000元。高校毕业生一次性求职补贴由学校统一申请，经审核后发放到本人社保卡。".into(),
+            ..ev().remove(0)
+        }];
+        let mut v = Verifier::new(subsidy.clone(), q);
+        let lead = v.lead(q).expect("a strong match leads");
+        assert_eq!(
+            lead,
+            "根据《关于做好就业服务的通知》一、总体要求：高校毕业生一次性求职补贴由学校统一申请，经审核后发放到本人社保卡[1]。"
+        );
+        assert!(!v.missed_strong_answer(), "the strong sentence was said");
+        // The amount's sentence answers too and was not said: the model may add it.
+        assert!(!v.leaves_nothing_to_add());
+        // The model saying the same sentence again adds nothing...
+        assert_eq!(
+            v.sentence("一次性求职补贴由学校统一申请，审核后发放到本人社保卡[1]。"),
+            None
+        );
+        assert_eq!(v.verdicts.last(), Some(&Verdict::Restated(1)));
+        // ...a sentence resting on another evidence sentence adds the amount, and is shown...
+        let more = v.sentence("符合条件的高校毕业生可获得一次性求职补贴1000元[1]。");
+        assert_eq!(
+            more.as_deref(),
+            Some("符合条件的高校毕业生可获得一次性求职补贴1000元[1]。")
+        );
+        // ...an invented amount is still dropped, and the extract is never given twice.
+        assert_eq!(v.sentence("求职补贴为每人3000元[1]。"), None);
+        assert_eq!(v.extract(q, ""), None);
+        assert_eq!(
+            v.verdicts,
+            vec![
+                Verdict::Extracted(1),
+                Verdict::Restated(1),
+                Verdict::Supported(1),
+                Verdict::Dropped
+            ]
+        );
+        assert_eq!(v.citations().len(), 1);
+        // Only the amount's sentence answers (the other states a platform target): the lead
+        // says all there is.
+        let mut v = Verifier::new(ev(), Q);
+        assert!(!v.leaves_nothing_to_add(), "nothing said yet");
+        assert!(v.lead(Q).is_some_and(|x| x.contains("1000元")));
+        assert!(v.leaves_nothing_to_add());
+        // Without the lead the model's restatement is the answer, as before.
+        let mut v = Verifier::new(subsidy, q);
+        assert!(v
+            .sentence("一次性求职补贴由学校统一申请，审核后发放到本人社保卡[1]。")
+            .is_some());
+        // A question no sentence matches strongly: the model answers first.
+        let broad = "我想了解一下有什么政策？";
+        let mut v = Verifier::new(ev(), broad);
+        assert_eq!(v.lead(broad), None);
+        assert!(v.verdicts.is_empty());
     }
 
     #[test]
