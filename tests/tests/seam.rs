@@ -202,7 +202,6 @@ async fn the_evidence_sentence_that_answers_is_said_before_the_model_writes_then
             first,
             "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。"
         );
-        assert_eq!(model.calls(), 1, "the request is already with the model");
         drop(held);
         events.push(Event::Token(first));
         while let Some(e) = rx.recv().await {
@@ -212,6 +211,11 @@ async fn the_evidence_sentence_that_answers_is_said_before_the_model_writes_then
     };
     let (turn, events) = tokio::join!(a.turn(req, tx), reader);
     turn.expect("turn");
+    assert_eq!(
+        model.calls(),
+        1,
+        "the model was asked for what it could add"
+    );
     // The restatement is dropped; the addition follows on its own line with its source.
     let text = answer(&events);
     assert_eq!(

@@ -32,7 +32,7 @@ const MINI_APPID: &str = "wxminiapp000001";
 const TEMPLATE: &str = "tmpl-counselor-replied";
 const PASSWORD: &str = "a-long-test-password";
 const ANSWER: &str = "离校2年内未就业的高校毕业生可申请一次性求职创业补贴，标准为每人2000元[1]。";
-const QUESTION: &str = "高校毕业生求职创业补贴标准是多少？";
+const QUESTION: &str = "高校毕业生求职创业补贴每人多少钱？";
 
 fn vectors() -> Value {
     let text = std::fs::read_to_string(tests::data("wechat_crypto_vectors.json")).expect("vectors");
@@ -104,13 +104,23 @@ struct Server {
     home: tempfile::TempDir,
 }
 
+/// The subsidy and how it is applied for: with two answering sentences the model is asked
+/// after the lead (one would be the whole answer, and these tests count and pace the model's
+/// turns).
 fn kb() -> Arc<FakeKb> {
     Arc::new(FakeKb {
-        passages: vec![FakeKb::passage(
-            "山东省就业补贴办法",
-            "第五条",
-            "对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元。",
-        )],
+        passages: vec![
+            FakeKb::passage(
+                "山东省就业补贴办法",
+                "第五条",
+                "对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元。",
+            ),
+            FakeKb::passage(
+                "山东省就业补贴办法",
+                "第六条",
+                "高校毕业生求职创业补贴由毕业学校统一申请，经人社部门审核后发放。",
+            ),
+        ],
         dense: 0.9,
         ..FakeKb::default()
     })
