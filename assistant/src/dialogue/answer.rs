@@ -1,7 +1,8 @@
-//! A grounded answer: evidence through the gate, the prompt to the model, and the answer
-//! streamed sentence by sentence through the verifier, with citations at the end. While the
-//! request waits for the model the listeners are watched too, so an abandoned request leaves
-//! the queue before it is prefilled.
+//! A grounded answer: evidence through the gate; the evidence sentence that answers strongly
+//! said first, with its source (the lead); the prompt to the model, unless the lead already
+//! says all the model could add; the model's answer streamed sentence by sentence through the
+//! verifier; citations at the end. While the request waits for the model the listeners are
+//! watched too, so an abandoned request leaves the queue before it is prefilled.
 
 use models::chat_template::ChatMessage;
 use models::generator::{GenEvent, GenerateRequest};
