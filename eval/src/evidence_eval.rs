@@ -84,7 +84,7 @@ pub fn run(
         let prompt = assistant::dialogue::build_prompt(&it.question, &ev, cfg.passage_chars);
         let best_score = ranked.first().map_or(0.0, |s| s.score);
         let extract = Verifier::new(ev, &it.question)
-            .extract(&it.question, "")
+            .extract("")
             .unwrap_or_default();
         rows.push(Row {
             id: it.id.clone(),
@@ -165,7 +165,7 @@ pub fn uncovered_passed(
             .first()
             .map_or(0.0, |s| s.score);
         let extract = Verifier::new(ev, &it.question)
-            .extract(&it.question, "")
+            .extract("")
             .unwrap_or_default();
         out.push(Passed {
             id: it.id.clone(),

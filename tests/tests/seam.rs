@@ -92,6 +92,19 @@ fn answer(events: &[Event]) -> String {
         .expect("a Done event")
 }
 
+/// The retrieval trace stored with the turn of these events.
+async fn trace(a: &Assistant, events: &[Event]) -> serde_json::Value {
+    let turn_id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
+            _ => None,
+        })
+        .expect("turn id");
+    let stored = a.db().trace(&turn_id).await.expect("read").expect("stored");
+    serde_json::from_str(&stored).expect("json")
+}
+
 fn intent(events: &[Event]) -> Intent {
     events
         .iter()
@@ -129,16 +142,7 @@ async fn a_supported_answer_streams_with_its_citation_and_the_prompt_holds_the_e
         "{citations:?}"
     );
     // The retrieval trace is stored with the turn (for the counselor console).
-    let turn_id = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
-            _ => None,
-        })
-        .expect("turn id");
-    let trace: serde_json::Value =
-        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
-            .expect("json");
+    let trace = trace(&a, &events).await;
     assert_eq!(trace["hits"][0]["title"], "山东省就业补贴办法", "{trace}");
     assert_eq!(trace["gate"]["passed"], true, "{trace}");
     assert!(
@@ -222,16 +226,7 @@ async fn the_evidence_sentence_that_answers_is_said_before_the_model_writes_then
         text,
         "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。\n求职创业补贴由毕业学校统一申请，人社部门审核后发放[2]。"
     );
-    let turn_id = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
-            _ => None,
-        })
-        .expect("turn id");
-    let trace: serde_json::Value =
-        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
-            .expect("json");
+    let trace = trace(&a, &events).await;
     assert_eq!(
         trace["verdicts"],
         serde_json::json!(["Extracted(1)", "Restated(1)", "Supported(2)"]),
@@ -290,16 +285,7 @@ async fn a_lead_that_holds_every_answering_sentence_leaves_the_model_out() {
         "根据《山东省就业补贴办法》第五条：对离校2年内未就业的高校毕业生，给予一次性求职创业补贴，标准为每人2000元[1]。"
     );
     assert_eq!(model.calls(), 0, "the model was not asked");
-    let turn_id = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Meta { turn_id, .. } => Some(turn_id.clone()),
-            _ => None,
-        })
-        .expect("turn id");
-    let trace: serde_json::Value =
-        serde_json::from_str(&a.db().trace(&turn_id).await.expect("read").expect("stored"))
-            .expect("json");
+    let trace = trace(&a, &events).await;
     assert_eq!(trace["generated"], false, "{trace}");
     assert_eq!(
         trace["verdicts"],

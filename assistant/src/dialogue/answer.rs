@@ -47,7 +47,7 @@ impl Assistant {
         // The evidence sentence that answers the question strongly is said now, with its
         // source, before the model is even asked: the citizen reads the answer after
         // retrieval, not after generation. What the model writes then only adds to it.
-        let led = match verifier.lead(query) {
+        let led = match verifier.lead() {
             Some(x) => {
                 if !say(tx, out, &x).await {
                     out.cancelled = true;
@@ -151,12 +151,7 @@ impl Assistant {
                         if v.trim().is_empty() && first_from_model {
                             continue;
                         }
-                        // What the model adds starts on a line of its own after the opening.
-                        let v = if led && first_from_model && !v.starts_with('\n') {
-                            format!("\n{v}")
-                        } else {
-                            v
-                        };
+                        let v = after_lead(v, led && first_from_model);
                         first_from_model = false;
                         if !say(tx, out, &v).await {
                             // Dropping the receiver stops generation before the next token.
@@ -186,12 +181,7 @@ impl Assistant {
             tracing::debug!(chars = pending.chars().count(), "cut-off sentence dropped");
         } else if !pending.trim().is_empty() {
             if let Some(v) = verifier.sentence(&pending) {
-                let v = if led && first_from_model {
-                    format!("\n{v}")
-                } else {
-                    v
-                };
-                say(tx, out, &v).await;
+                say(tx, out, &after_lead(v, led && first_from_model)).await;
             }
         }
         Ok(true)
@@ -226,7 +216,7 @@ impl Assistant {
         let missed_name = verifier.missed_asked_name(&out.text);
         if verifier.cited_nothing() || lacks_fact || missed_best || missed_name {
             let sep = if out.text.is_empty() { "" } else { "\n" };
-            if let Some(x) = verifier.extract(query, &out.text) {
+            if let Some(x) = verifier.extract(&out.text) {
                 say(tx, out, &format!("{sep}{x}")).await;
             }
         }
@@ -244,5 +234,15 @@ impl Assistant {
             serde_json::json!(out.citations.iter().map(|c| c.n).collect::<Vec<_>>()),
         );
         let _ = tx.send(Event::Citations(out.citations.clone())).await;
+    }
+}
+
+/// What the model adds starts on a line of its own after the lead: `first_after_lead` is true
+/// for the first sentence shown after it.
+fn after_lead(shown: String, first_after_lead: bool) -> String {
+    if first_after_lead && !shown.starts_with('\n') {
+        format!("\n{shown}")
+    } else {
+        shown
     }
 }

@@ -237,6 +237,18 @@ fn whole_sentence(text: &str, clause: &str, max: usize) -> String {
     }
 }
 
+/// `text` with the marker of passage `n` before its closing stop (`。！？；`), where the reader
+/// sees it with the sentence; at the end when there is none.
+fn cite(text: &str, n: usize) -> String {
+    match text.chars().last().filter(|c| "。！？；".contains(*c)) {
+        Some(c) => {
+            let cut = text.len() - c.len_utf8();
+            format!("{}[{n}]{}", &text[..cut], &text[cut..])
+        }
+        None => format!("{text}[{n}]"),
+    }
+}
+
 /// Splits a leading article label ("第四十六条 ……") from a sentence.
 fn split_article(sentence: &str) -> (Option<String>, String) {
     let s = sentence.trim();
@@ -283,8 +295,10 @@ pub struct Verifier {
     /// The evidence sentences that answer the question (see [`RELEVANT_SHARE`]): a model
     /// sentence copied from a neighbouring article is true but not an answer.
     relevant: HashSet<(usize, String)>,
-    /// The best-ranked evidence sentence when it matches the question strongly.
-    strong: Option<(usize, String)>,
+    /// The best-ranked evidence sentence (what the extractive answer quotes).
+    best: Option<(usize, String)>,
+    /// Whether `best` matches the question strongly ([`STRONG_MATCH`]).
+    strong_match: bool,
     /// The names that sentence gives the thing a name question asks about
     /// ([`super::focus::names_asked`]).
     asked_names: Vec<String>,
@@ -317,20 +331,19 @@ impl Verifier {
             })
             .collect();
         let ranked = super::focus::rank_sentences(question, &evidence);
-        let best = ranked.first().map_or(0.0, |s| s.score);
-        let strong = ranked
-            .first()
-            .filter(|s| s.score >= STRONG_MATCH)
-            .map(|s| (s.n, s.text.clone()));
-        let asked_names = strong
+        let best_score = ranked.first().map_or(0.0, |s| s.score);
+        let strong_match = best_score >= STRONG_MATCH;
+        let best = ranked.first().map(|s| (s.n, s.text.clone()));
+        let asked_names = best
             .as_ref()
+            .filter(|_| strong_match)
             .map(|(_, best)| super::focus::names_asked(question, best))
             .unwrap_or_default();
         let name_question = (!asked_names.is_empty()).then(|| question.to_string());
         // A broad question ("有哪些就业服务？") matches no sentence well, and every measure
         // of the passages may belong to its answer: then no sentence is ruled out.
-        let floor = if best >= STRONG_MATCH {
-            RELEVANT_SHARE * best
+        let floor = if strong_match {
+            RELEVANT_SHARE * best_score
         } else {
             f32::MIN
         };
@@ -345,7 +358,8 @@ impl Verifier {
             question: key_terms(question),
             sentences,
             relevant,
-            strong,
+            best,
+            strong_match,
             asked_names,
             name_question,
             supporting: HashSet::new(),
@@ -457,13 +471,7 @@ impl Verifier {
             };
             out = format!("{shown}{out}");
         }
-        match out.chars().last().filter(|c| "。！？；".contains(*c)) {
-            Some(c) => {
-                let cut = out.len() - c.len_utf8();
-                out = format!("{}[{n}]{}", &out[..cut], &out[cut..]);
-            }
-            None => out.push_str(&format!("[{n}]")),
-        }
+        out = cite(&out, n);
         if sentence.ends_with('\n') {
             out.push('\n');
         }
@@ -476,11 +484,16 @@ impl Verifier {
     /// the citizen reads it as soon as the evidence is retrieved; the model's sentences then
     /// count only where they add to it (a sentence resting on what it said is dropped as
     /// [`Verdict::Restated`]). `None` when no sentence matches strongly.
-    pub fn lead(&mut self, question: &str) -> Option<String> {
-        let strong = self.strong.clone()?;
-        let x = self.extract(question, "")?;
+    pub fn lead(&mut self) -> Option<String> {
+        let strong = self.strong()?.clone();
+        let x = self.extract("")?;
         self.supporting.insert(strong);
         Some(x)
+    }
+
+    /// The best-ranked evidence sentence when it matches the question strongly.
+    fn strong(&self) -> Option<&(usize, String)> {
+        self.best.as_ref().filter(|_| self.strong_match)
     }
 
     /// Whether the lead was given and holds every evidence sentence that answers the question:
@@ -501,23 +514,21 @@ impl Verifier {
     }
 
     /// The extractive answer when nothing the model wrote survived, or when what survived
-    /// lacks the kind of fact asked for: the evidence sentence that best answers `question`,
+    /// lacks the kind of fact asked for: the evidence sentence that best answers the question,
     /// with its document and article ("根据《…》第N条：……"). `None` when that sentence is
     /// already in `shown`, or the extractive answer was already given.
-    pub fn extract(&mut self, question: &str, shown: &str) -> Option<String> {
+    pub fn extract(&mut self, shown: &str) -> Option<String> {
         if self.extracted.is_some() {
             return None;
         }
-        let best = super::focus::rank_sentences(question, &self.evidence)
-            .into_iter()
-            .next()?;
-        if shown.contains(best.text.trim_end_matches(['。', '；'])) {
+        let (n, best) = self.best.clone()?;
+        if shown.contains(best.trim_end_matches(['。', '；'])) {
             return None;
         }
-        let e = self.evidence.iter().find(|e| e.n == best.n)?;
+        let e = self.evidence.iter().find(|e| e.n == n)?;
         // A clause ("……的，期限最长为十二个月；") is read with the rest of its sentence, whose
         // other clauses hold the cases next to it (满五年, 十年以上), when that stays short.
-        let sentence = whole_sentence(&e.text, &best.text, EXTRACT_CHARS);
+        let sentence = whole_sentence(&e.text, &best, EXTRACT_CHARS);
         // A sentence that introduces a list is read with its items (what was asked for).
         let sentence = super::focus::with_list_items(&e.text, &sentence);
         // A measure's title is read with what the measure does.
@@ -538,19 +549,13 @@ impl Verifier {
                 .to_string(),
         };
         let quote = short(&sentence, EXTRACT_CHARS);
-        self.used
-            .entry(best.n)
-            .or_insert_with(|| short(&best.text, 120));
-        self.verdicts.push(Verdict::Extracted(best.n));
+        self.used.entry(n).or_insert_with(|| short(&best, 120));
+        self.verdicts.push(Verdict::Extracted(n));
         self.extracted = Some(quote.clone());
-        // The marker goes before the sentence's end, as on the model's sentences; a clause's
-        // semicolon ends the answer as a full stop.
-        let cited = match quote.chars().last().filter(|c| "。！？；".contains(*c)) {
-            Some(c) => {
-                let stop = if c == '；' { '。' } else { c };
-                format!("{}[{}]{stop}", &quote[..quote.len() - c.len_utf8()], best.n)
-            }
-            None => format!("{quote}[{}]", best.n),
+        // A clause's semicolon ends the answer as a full stop.
+        let cited = match quote.strip_suffix('；') {
+            Some(clause) => cite(&format!("{clause}。"), n),
+            None => cite(&quote, n),
         };
         Some(if place.is_empty() {
             format!("根据《{}》：{cited}", e.title)
@@ -590,9 +595,7 @@ impl Verifier {
     /// Whether one evidence sentence answers the question strongly and no sentence of the
     /// answer so far rests on it.
     pub fn missed_strong_answer(&self) -> bool {
-        self.strong
-            .as_ref()
-            .is_some_and(|s| !self.supporting.contains(s))
+        self.strong().is_some_and(|s| !self.supporting.contains(s))
     }
 
     /// Whether the question asks for a name, the best-ranked evidence sentence gives the thing
@@ -805,7 +808,7 @@ mod tests {
         e[0].text = "（六）扣押求职者的居民身份证和其他证件，或者向求职者收取押金；".into();
         let extract = |e: &[Evidence]| {
             Verifier::new(e.to_vec(), "扣身份证合法吗？")
-                .extract("扣身份证合法吗？", "")
+                .extract("")
                 .unwrap_or_default()
         };
         let x = extract(&e);
@@ -827,9 +830,7 @@ mod tests {
         e[0].section = "一、健全服务网络 > （三）县级层面统筹设立就业创业综合服务场所".into();
         e[0].text = "(三)县级层面统筹设立就业创业综合服务场所。县级以上公共就业人才服务机构要合理配备专业队伍,提供全链条就业公共服务。(四)乡镇(街道)层面规范设置就业创业服务窗口。".into();
         let q = "县级就业创业综合服务场所提供什么服务？";
-        let x = Verifier::new(e.to_vec(), q)
-            .extract(q, "")
-            .unwrap_or_default();
+        let x = Verifier::new(e.to_vec(), q).extract("").unwrap_or_default();
         assert!(x.contains("县级层面统筹设立"), "{x}");
         assert!(
             x.contains("提供全链条就业公共服务"),
@@ -854,9 +855,7 @@ mod tests {
         e[0].article = Some("第三十九条至第四十条".into());
         e[0].text = "第三十九条 国家鼓励社会各方面依法开展就业服务活动。\n第四十条 设立职业中介机构应当具备下列条件：\n（一）有明确的章程和管理制度；\n（二）有开展业务必备的固定场所；\n（三）法律、法规规定的其他条件。".into();
         let q = "开职业中介机构要具备哪些条件？";
-        let x = Verifier::new(e.to_vec(), q)
-            .extract(q, "")
-            .unwrap_or_default();
+        let x = Verifier::new(e.to_vec(), q).extract("").unwrap_or_default();
         assert!(
             x.contains(
                 "第四十条：设立职业中介机构应当具备下列条件：（一）有明确的章程和管理制度；（二）"
@@ -913,7 +912,7 @@ mod tests {
         assert_eq!(v.sentence("到2025年底建成平台。"), None);
         assert!(v.cited_nothing());
         // Nothing survived: the answer is the evidence sentence itself, with its source.
-        let x = v.extract(Q, "").expect("extract");
+        let x = v.extract("").expect("extract");
         assert!(
             x.starts_with("根据《关于做好就业服务的通知》一、总体要求：") && x.contains("1000元"),
             "{x}"
@@ -929,7 +928,7 @@ mod tests {
             ..ev().remove(0)
         }];
         let mut v = Verifier::new(subsidy.clone(), q);
-        let lead = v.lead(q).expect("a strong match leads");
+        let lead = v.lead().expect("a strong match leads");
         assert_eq!(
             lead,
             "根据《关于做好就业服务的通知》一、总体要求：高校毕业生一次性求职补贴由学校统一申请，经审核后发放到本人社保卡[1]。"
@@ -951,7 +950,7 @@ mod tests {
         );
         // ...an invented amount is still dropped, and the extract is never given twice.
         assert_eq!(v.sentence("求职补贴为每人3000元[1]。"), None);
-        assert_eq!(v.extract(q, ""), None);
+        assert_eq!(v.extract(""), None);
         assert_eq!(
             v.verdicts,
             vec![
@@ -966,7 +965,7 @@ mod tests {
         // says all there is.
         let mut v = Verifier::new(ev(), Q);
         assert!(!v.leaves_nothing_to_add(), "nothing said yet");
-        assert!(v.lead(Q).is_some_and(|x| x.contains("1000元")));
+        assert!(v.lead().is_some_and(|x| x.contains("1000元")));
         assert!(v.leaves_nothing_to_add());
         // Without the lead the model's restatement is the answer, as before.
         let mut v = Verifier::new(subsidy, q);
@@ -976,7 +975,7 @@ mod tests {
         // A question no sentence matches strongly: the model answers first.
         let broad = "我想了解一下有什么政策？";
         let mut v = Verifier::new(ev(), broad);
-        assert_eq!(v.lead(broad), None);
+        assert_eq!(v.lead(), None);
         assert!(v.verdicts.is_empty());
     }
 
